@@ -1,0 +1,26 @@
+"""The build graph as doit task generators (DESIGN.md section 4).
+
+An instance's dodo.py is `from occlum_tasks.steps import *` plus DOIT_CONFIG; the
+`occlum build` command loads this same module, so both front doors run one graph.
+"""
+from .build import BuildReporter, task_build
+from .common import DEP_FILE, ImageFileChecker
+from .config import task_config
+from .image import task_image
+from .initfs import task_initfs
+from .runtime import task_runtime
+from .sign import task_sign
+from .sysconf import task_sysconf
+
+DOIT_CONFIG = {
+    "default_tasks": ["build"],
+    # json, not dbm: dbm's format changes between Python versions
+    "backend": "json",
+    "dep_file": str(DEP_FILE),
+    "reporter": BuildReporter,
+    "check_file_uptodate": ImageFileChecker,
+    "verbosity": 2,
+}
+
+__all__ = ["DOIT_CONFIG", "task_build", "task_config", "task_image", "task_initfs",
+           "task_runtime", "task_sign", "task_sysconf"]

@@ -1,0 +1,159 @@
+"""What every build step shares: instance paths, build options, atomic writes, and the
+wrapper that turns a step's OcclumError into doit's clean TaskFailed."""
+import functools
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from doit import get_var
+from doit.exceptions import TaskFailed
+
+from ..errors import OcclumError
+
+# Paths inside an instance folder (DESIGN.md section 3), relative to it: doit runs
+# the instance's dodo.py with the instance folder as the working directory.
+OCCLUM_JSON = Path("Occlum.json")
+IMAGE_DIR = Path("image")
+BUILD_DIR = Path("build")
+RESOLVED_JSON = BUILD_DIR / "Occlum.resolved.json"
+CACHE_DIR = BUILD_DIR / ".cache"
+IMAGE_ROOT = BUILD_DIR / "mount" / "__ROOT"
+IMAGE_ROOT_MAC = BUILD_DIR / "mount" / ".ROOT_MAC"
+INITFS_SRC = CACHE_DIR / "initfs"
+INITFS_ROOT = BUILD_DIR / "initfs" / "__ROOT"
+INITFS_ROOT_MAC = BUILD_DIR / "initfs" / ".ROOT_MAC"
+SYS_JSON = BUILD_DIR / ".Occlum_sys.json"
+SYS_PROTECTED = BUILD_DIR / ".Occlum_sys.json.protected"
+SYS_MAC = BUILD_DIR / ".Occlum_sys.mac"
+RUNTIME_MANIFEST = BUILD_DIR / "lib" / "runtime.manifest"
+SIGSTRUCT = BUILD_DIR / "lib" / "enclave.sigstruct"
+LAYOUT = BUILD_DIR / "lib" / "enclave.layout"
+RUN_DIR = Path("run")
+RUN_ROOT = RUN_DIR / "mount" / "__ROOT"
+RUN_SIGNER = RUN_DIR / ".mrsigner"
+STATUS_FILE = Path(".__occlum_status")
+DEP_FILE = BUILD_DIR / ".doit.db"
+
+SGX_MODES = ("SIM", "HW")
+
+
+class BuildOptions:
+    """`occlum build` flags, carried into the task graph as doit variables
+    (`doit build sign_key=... image_key=...`) so both front doors share them."""
+
+    def __init__(self):
+        self.sign_key = _opt_path("sign_key")
+        self.sign_tool = _opt_path("sign_tool")
+        self.image_key = _opt_path("image_key")
+        self.buildin_image_key = get_var("buildin_image_key", "") not in ("", "0", "N", "n", "no")
+        self.sgx_mode = (get_var("sgx_mode", None) or os.environ.get("SGX_MODE") or "SIM").upper()
+
+    def problem(self):
+        """The first thing wrong with the options, as one line, or None."""
+        if self.sgx_mode == "HW":
+            return ("--sgx-mode HW: this emulated enclave runs without SGX hardware; "
+                    "build with --sgx-mode SIM (the default)")
+        if self.sgx_mode not in SGX_MODES:
+            return f"--sgx-mode {self.sgx_mode}: unknown mode; use SIM"
+        if self.sign_tool and not self.sign_key:
+            return "--sign-tool needs --sign-key naming the signer's public key (PEM)"
+        if self.buildin_image_key and not self.image_key:
+            return "--buildin-image-key needs --image-key FILE"
+        for flag, path in (("--sign-key", self.sign_key), ("--sign-tool", self.sign_tool),
+                           ("--image-key", self.image_key)):
+            if path and not path.is_file():
+                return f"{flag} {path}: no such file"
+        return None
+
+
+def _opt_path(name):
+    value = get_var(name, None)
+    return Path(value).expanduser() if value else None
+
+
+def existing(*paths):
+    """file_dep entries for files that exist: a missing input is reported by the
+    step's own action in one line, instead of doit's runtime error."""
+    return [str(p) for p in paths if p and Path(p).is_file()]
+
+
+def write_atomic(path, data, mode=0o644):
+    """Write to a temporary name beside `path`, then rename: an interrupted build
+    never leaves a half-written target that a later build takes as current."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def step_action(func):
+    """Run a step; a user error becomes TaskFailed (one line, no traceback), an
+    unexpected exception too, with the traceback only at OCCLUM_LOG_LEVEL=debug."""
+
+    @functools.wraps(func)
+    def action(*args, **kwargs):
+        try:
+            result = func(*args, **kwargs)
+        except OcclumError as err:
+            return TaskFailed(str(err))
+        except Exception as err:  # noqa: BLE001 - the user gets one line, not a traceback
+            if debug_enabled():
+                traceback.print_exc()
+            return TaskFailed(f"internal error in {func.__name__}: {type(err).__name__}: {err}")
+        return result if isinstance(result, (dict, TaskFailed)) else None
+
+    return action
+
+
+def debug_enabled():
+    return os.environ.get("OCCLUM_LOG_LEVEL", "").lower() in ("debug", "trace")
+
+
+def info(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+class ImageFileChecker:
+    """doit's file checker, except for files under image/: those are compared by
+    (mtime, size) without hashing. The image writer re-hashes what changed anyway,
+    and hashing a large image after each build would cost more than the build."""
+
+    CheckerError = OSError
+
+    def __init__(self):
+        from doit.dependency import MD5Checker
+        self.md5 = MD5Checker()
+
+    @staticmethod
+    def _in_image(path):
+        return Path(path).parts[:1] == IMAGE_DIR.parts
+
+    def exists(self, file_path):
+        return os.path.exists(file_path)
+
+    def info(self, file_path):
+        return os.stat(file_path)
+
+    def check_modified(self, file_path, file_stat, state):
+        if self._in_image(file_path):
+            return (file_stat.st_mtime, file_stat.st_size) != tuple(state[:2])
+        return self.md5.check_modified(file_path, file_stat, state)
+
+    def get_state(self, dep, current_state):
+        if self._in_image(dep):
+            st = os.stat(dep)
+            state = (st.st_mtime, st.st_size, "")
+            return None if current_state and tuple(current_state[:2]) == state[:2] else state
+        return self.md5.get_state(dep, current_state)

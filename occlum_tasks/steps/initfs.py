@@ -1,0 +1,48 @@
+"""Step `initfs`: the boot file system build/initfs/__ROOT. It tells the enclave's
+init how to mount the image (encrypted or not) and, with --buildin-image-key, holds
+the image key, which makes the key as secret as the build folder (as in Occlum,
+where it lies inside the enclave file)."""
+import json
+import shutil
+
+from doit.tools import config_changed
+
+from .common import (CACHE_DIR, INITFS_ROOT, INITFS_ROOT_MAC, INITFS_SRC, BuildOptions,
+                     existing, step_action, write_atomic)
+from .image import clean_tree, encode_tree
+
+
+def image_config(opts):
+    return {"image_encrypted": bool(opts.image_key),
+            "image_key_builtin": bool(opts.buildin_image_key)}
+
+
+@step_action
+def build_initfs():
+    opts = BuildOptions()
+    shutil.rmtree(INITFS_SRC, ignore_errors=True)
+    etc = INITFS_SRC / "etc"
+    etc.mkdir(parents=True)
+    write_atomic(etc / "image_config.json",
+                 json.dumps(image_config(opts), sort_keys=True) + "\n")
+    if opts.buildin_image_key:
+        from ..image.keys import format_mac, parse_image_key
+        from ..errors import OcclumError
+        try:
+            key = parse_image_key(opts.image_key.read_text())
+        except ValueError as err:
+            raise OcclumError(f"{opts.image_key}: {err}") from None
+        write_atomic(etc / "image_key", format_mac(key) + "\n", mode=0o600)
+    encode_tree(INITFS_SRC, INITFS_ROOT, INITFS_ROOT_MAC, None, None, "initfs")
+
+
+def task_initfs():
+    opts = BuildOptions()
+    return {
+        "doc": "encode the boot file system (image config, built-in image key) into build/initfs/__ROOT",
+        "actions": [build_initfs],
+        "file_dep": existing(opts.image_key) if opts.buildin_image_key else [],
+        "targets": [str(INITFS_ROOT_MAC)],
+        "uptodate": [config_changed(image_config(opts))],
+        "clean": [clean_tree(INITFS_ROOT, INITFS_ROOT_MAC, INITFS_SRC)],
+    }

@@ -1,0 +1,27 @@
+"""Step `runtime`: build/lib/runtime.manifest, the hashes of the LibOS code that
+`occlum run` will execute. The manifest is measured into MRENCLAVE, so a changed
+runtime is a different enclave."""
+from doit.tools import config_changed
+
+# the hashing is shared with `occlum run`, which checks the code against the manifest
+from ..runtime_manifest import LIBOS_DIR, MANIFEST_HEADER, libos_sources, manifest_text, unicorn_version
+from .common import RUNTIME_MANIFEST, step_action, write_atomic
+
+__all__ = ["LIBOS_DIR", "MANIFEST_HEADER", "libos_sources", "manifest_text", "task_runtime",
+           "unicorn_version", "write_manifest"]
+
+
+@step_action
+def write_manifest():
+    write_atomic(RUNTIME_MANIFEST, manifest_text())
+
+
+def task_runtime():
+    return {
+        "doc": "hash the LibOS runtime code into build/lib/runtime.manifest",
+        "actions": [write_manifest],
+        "file_dep": [str(p) for p in libos_sources()],
+        "targets": [str(RUNTIME_MANIFEST)],
+        "uptodate": [config_changed(unicorn_version())],
+        "clean": True,
+    }
