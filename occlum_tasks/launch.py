@@ -373,7 +373,7 @@ def prepare_launch(instance_dir, path: str, args, host_env: Mapping,
     image_mac, initfs_mac, encrypted, entry_points, image_dir, rw_dir = check_config(config, instance)
     signer_file = instance / RUN_SIGNER
     if signer_file.is_file():
-        recorded = signer_file.read_text().strip()
+        recorded = _read(instance, RUN_SIGNER).decode("ascii", "replace").strip()
         if recorded != identity.mrsigner.hex():
             raise IntegrityError(f"{RUN_SIGNER}: the writable layer run/ belongs to signer "
                                  f"{recorded[:16]}..., this enclave is signed by "
