@@ -1,0 +1,1 @@
+"""System calls that belong to no other subsystem: uname, getrandom."""
