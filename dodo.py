@@ -1,7 +1,7 @@
 """This repository's own pipeline: compile each sample in instances/ with occlum-gcc,
 lay out its instance, build it with `occlum build`, and show its measurement.
 
-    doit hello_world      # build the hello_world sample and print its MRENCLAVE
+    doit hello_world      # build the hello_world sample and run it in the enclave
     doit list             # every task
 """
 import subprocess
@@ -39,7 +39,8 @@ def task_sample():
 
 
 def task_hello_world():
-    """Build the hello_world sample and print its MRENCLAVE."""
+    """Build the hello_world sample, print its MRENCLAVE and run it in the enclave."""
     folder = ROOT / "instances" / "hello_world"
-    return {"actions": [lambda: occlum(folder, "print", "mrenclave") == 0],
+    return {"actions": [lambda: occlum(folder, "print", "mrenclave") == 0,
+                        lambda: occlum(folder, "run", "/bin/hello_world") == 0],
             "task_dep": ["sample:hello_world:build"], "uptodate": [False]}

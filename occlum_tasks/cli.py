@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import OcclumError
-from .steps.common import OCCLUM_JSON, SIGSTRUCT, STATUS_FILE
+from .paths import OCCLUM_JSON, SIGSTRUCT, STATUS_FILE
 
 NOT_YET = {
     "start": "start the enclave once and serve `occlum exec` requests",
@@ -98,12 +98,13 @@ def cmd_build(args):
 # -- run ---------------------------------------------------------------------------
 
 def cmd_run(args):
+    """As Occlum's: run what is built (no rebuild, so doit and jsonschema stay off the
+    launch path); `doit run /bin/app` is the variant that builds first."""
     require_instance()
+    if not SIGSTRUCT.is_file():
+        raise OcclumError(f"{SIGSTRUCT}: not built yet; run `occlum build` first")
     from .launch import run_in_enclave
-    status = doit_main().run(["run", "build"])
-    if status != 0:
-        return 1
-    return run_in_enclave(args.path, args.args)
+    return run_in_enclave(args.path, args.args, image_key_file=args.image_key)
 
 
 # -- keys and measurements ----------------------------------------------------------
@@ -182,8 +183,12 @@ def make_parser():
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("run", help="run a program in the enclave",
-                       description="Build if needed, verify the enclave and run PATH "
-                                   "(absolute, under an entry point) with ARGS.")
+                       description="Verify the built enclave (measurement, signature, "
+                                   "runtime, config, image) and run PATH (absolute, under an "
+                                   "entry point) with ARGS. Exit status: the program's; "
+                                   "128+N when killed by signal N; 127 when it cannot start.")
+    p.add_argument("--image-key", metavar="FILE",
+                   help="key of an encrypted image whose key is not built in")
     p.add_argument("path", metavar="PATH")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
     p.set_defaults(func=cmd_run)

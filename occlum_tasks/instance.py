@@ -5,7 +5,8 @@ from pathlib import Path
 
 from . import TEMPLATES_DIR
 from .errors import OcclumError
-from .steps.common import IMAGE_DIR, OCCLUM_JSON, STATUS_FILE, write_atomic
+from .fsutil import write_atomic
+from .paths import IMAGE_DIR, OCCLUM_JSON, STATUS_FILE
 
 IMAGE_SUBDIRS = ("bin", "lib", "lib64", "root", "host", "tmp", "dev", "proc", "etc", "sbin")
 MUSL_LOADER = Path("/lib/ld-musl-x86_64.so.1")

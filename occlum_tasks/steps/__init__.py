@@ -4,7 +4,8 @@ An instance's dodo.py is `from occlum_tasks.steps import *` plus DOIT_CONFIG; th
 `occlum build` command loads this same module, so both front doors run one graph.
 """
 from .build import BuildReporter, task_build
-from .common import DEP_FILE, ImageFileChecker
+from .common import ImageFileChecker
+from ..paths import DEP_FILE
 from .config import task_config
 from .image import task_image
 from .initfs import task_initfs

@@ -3,7 +3,9 @@ import sys
 
 from doit.reporter import ConsoleReporter
 
-from .common import STATUS_FILE, step_action, write_atomic
+from ..fsutil import write_atomic
+from .common import step_action
+from ..paths import STATUS_FILE
 
 STEPS = ("config", "initfs", "image", "sysconf", "runtime", "sign")
 
@@ -28,10 +30,16 @@ class BuildReporter(ConsoleReporter):
     instead of doit's report blocks."""
 
     desc = "occlum build output"
+    # set by `doit run /bin/app`: the program's output should not follow build chatter
+    quiet = False
 
     def initialize(self, tasks, selected_tasks):
         self.selected = set(selected_tasks)
         self.executed = []
+
+    def write(self, text):
+        if not self.quiet:
+            super().write(text)
 
     def execute_task(self, task):
         if task.name in STEPS:

@@ -3,7 +3,6 @@ wrapper that turns a step's OcclumError into doit's clean TaskFailed."""
 import functools
 import os
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 
@@ -12,29 +11,7 @@ from doit.exceptions import TaskFailed
 
 from ..errors import OcclumError
 
-# Paths inside an instance folder (DESIGN.md section 3), relative to it: doit runs
-# the instance's dodo.py with the instance folder as the working directory.
-OCCLUM_JSON = Path("Occlum.json")
-IMAGE_DIR = Path("image")
-BUILD_DIR = Path("build")
-RESOLVED_JSON = BUILD_DIR / "Occlum.resolved.json"
-CACHE_DIR = BUILD_DIR / ".cache"
-IMAGE_ROOT = BUILD_DIR / "mount" / "__ROOT"
-IMAGE_ROOT_MAC = BUILD_DIR / "mount" / ".ROOT_MAC"
-INITFS_SRC = CACHE_DIR / "initfs"
-INITFS_ROOT = BUILD_DIR / "initfs" / "__ROOT"
-INITFS_ROOT_MAC = BUILD_DIR / "initfs" / ".ROOT_MAC"
-SYS_JSON = BUILD_DIR / ".Occlum_sys.json"
-SYS_PROTECTED = BUILD_DIR / ".Occlum_sys.json.protected"
-SYS_MAC = BUILD_DIR / ".Occlum_sys.mac"
-RUNTIME_MANIFEST = BUILD_DIR / "lib" / "runtime.manifest"
-SIGSTRUCT = BUILD_DIR / "lib" / "enclave.sigstruct"
-LAYOUT = BUILD_DIR / "lib" / "enclave.layout"
-RUN_DIR = Path("run")
-RUN_ROOT = RUN_DIR / "mount" / "__ROOT"
-RUN_SIGNER = RUN_DIR / ".mrsigner"
-STATUS_FILE = Path(".__occlum_status")
-DEP_FILE = BUILD_DIR / ".doit.db"
+from ..paths import IMAGE_DIR
 
 SGX_MODES = ("SIM", "HW")
 
@@ -77,25 +54,6 @@ def existing(*paths):
     """file_dep entries for files that exist: a missing input is reported by the
     step's own action in one line, instead of doit's runtime error."""
     return [str(p) for p in paths if p and Path(p).is_file()]
-
-
-def write_atomic(path, data, mode=0o644):
-    """Write to a temporary name beside `path`, then rename: an interrupted build
-    never leaves a half-written target that a later build takes as current."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def step_action(func):

@@ -7,7 +7,9 @@ from doit.tools import config_changed
 
 from .. import SCHEMAS_DIR
 from ..errors import OcclumError
-from .common import OCCLUM_JSON, RESOLVED_JSON, BuildOptions, existing, info, step_action, write_atomic
+from ..fsutil import write_atomic
+from .common import BuildOptions, existing, info, step_action
+from ..paths import OCCLUM_JSON, RESOLVED_JSON
 
 SCHEMA = SCHEMAS_DIR / "occlum.schema.json"
 

@@ -10,8 +10,9 @@ import time
 
 from doit.tools import config_changed
 
-from .common import (CACHE_DIR, IMAGE_DIR, IMAGE_ROOT, IMAGE_ROOT_MAC, BuildOptions,
-                     existing, info, step_action, write_atomic)
+from ..fsutil import write_atomic
+from .common import BuildOptions, existing, info, step_action
+from ..paths import CACHE_DIR, IMAGE_DIR, IMAGE_ROOT, IMAGE_ROOT_MAC
 
 
 def scan_tree(top):

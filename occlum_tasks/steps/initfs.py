@@ -7,8 +7,9 @@ import shutil
 
 from doit.tools import config_changed
 
-from .common import (CACHE_DIR, INITFS_ROOT, INITFS_ROOT_MAC, INITFS_SRC, BuildOptions,
-                     existing, step_action, write_atomic)
+from ..fsutil import write_atomic
+from .common import BuildOptions, existing, step_action
+from ..paths import INITFS_ROOT, INITFS_ROOT_MAC, INITFS_SRC
 from .image import clean_tree, encode_tree
 
 

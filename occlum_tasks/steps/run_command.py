@@ -26,6 +26,8 @@ class RunCommand(Run):
     def parse_execute(self, in_args):
         if in_args and in_args[0].startswith("/"):
             path = in_args[0]
+            from .build import BuildReporter
+            BuildReporter.quiet = True
             status = super().parse_execute(["build"])
             if status != 0:
                 return status

@@ -7,8 +7,9 @@ import time
 from doit.tools import config_changed
 
 from ..errors import SignError
-from .common import (LAYOUT, RESOLVED_JSON, RUN_DIR, RUN_ROOT, RUN_SIGNER, RUNTIME_MANIFEST,
-                     SIGSTRUCT, SYS_MAC, BuildOptions, existing, info, step_action, write_atomic)
+from ..fsutil import write_atomic
+from .common import BuildOptions, existing, info, step_action
+from ..paths import LAYOUT, RESOLVED_JSON, RUN_DIR, RUN_ROOT, RUN_SIGNER, RUNTIME_MANIFEST, SIGSTRUCT, SYS_MAC
 
 
 def signer_for(opts):

@@ -3,8 +3,9 @@ its protected form, and the MAC that the enclave measures."""
 import json
 
 from ..config import sysconf
-from .common import (IMAGE_ROOT_MAC, BuildOptions, INITFS_ROOT_MAC, RESOLVED_JSON, SYS_JSON, SYS_MAC,
-                     SYS_PROTECTED, step_action, write_atomic)
+from ..fsutil import write_atomic
+from .common import BuildOptions, step_action
+from ..paths import IMAGE_ROOT_MAC, INITFS_ROOT_MAC, RESOLVED_JSON, SYS_JSON, SYS_MAC, SYS_PROTECTED
 
 
 @step_action
