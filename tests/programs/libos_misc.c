@@ -2,6 +2,9 @@
  * With an argument, runs only that probe and prints its result. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/sysinfo.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -46,6 +49,24 @@ int main(int argc, char **argv) {
     CHECK(15, !__builtin_cpu_supports("avx") && !__builtin_cpu_supports("avx2") && !__builtin_cpu_supports("fma"));
     struct timespec nap = {0, 1000000};
     CHECK(16, nanosleep(&nap, NULL) == 0);
+    /* sysinfo reports the enclave's user space (256 MiB in the tests) */
+    struct sysinfo si;
+    CHECK(17, sysinfo(&si) == 0 && si.mem_unit == 1 && si.totalram == 256UL << 20);
+    CHECK(18, si.freeram > 0 && si.freeram < si.totalram && si.procs == 1);
+    cpu_set_t cpus;
+    CHECK(19, sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) >= 1);
+    /* dispositions and masks are recorded and reported back */
+    struct sigaction sa = {0}, old = {0};
+    sa.sa_handler = SIG_IGN;
+    CHECK(20, sigaction(SIGUSR1, &sa, NULL) == 0 && sigaction(SIGUSR1, NULL, &old) == 0);
+    CHECK(21, old.sa_handler == SIG_IGN);
+    CHECK(22, sigaction(SIGKILL, &sa, NULL) == -1 && errno == EINVAL);
+    sigset_t set, got;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGKILL);
+    CHECK(23, sigprocmask(SIG_BLOCK, &set, NULL) == 0 && sigprocmask(SIG_BLOCK, NULL, &got) == 0);
+    CHECK(24, sigismember(&got, SIGUSR2) && !sigismember(&got, SIGKILL));
     printf("misc ok\n");
     return 0;
 }

@@ -8,11 +8,13 @@ untouched (a call that does not return, like exit_group).
 from ..fs import syscalls as fs_syscalls
 from ..misc import syscalls as misc_syscalls
 from ..process import syscalls as process_syscalls
+from ..signal import syscalls as signal_syscalls
 from ..time import syscalls as time_syscalls
 from ..vm import syscalls as vm_syscalls
 from .numbers import MAX_NR, NUMBERS
 
-SUBSYSTEMS = (vm_syscalls, process_syscalls, fs_syscalls, time_syscalls, misc_syscalls)
+SUBSYSTEMS = (vm_syscalls, process_syscalls, fs_syscalls, time_syscalls, misc_syscalls,
+              signal_syscalls)
 
 
 def build():
