@@ -16,15 +16,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography import x509
+# serialization, x509 and the sign tool's process helpers load where they are used:
+# `occlum run` only verifies a signature, and they cost ~70 ms of its start-up
 
 from .. import TEMPLATES_DIR
 from ..errors import SignError
@@ -74,6 +72,7 @@ def load_signing_key(path) -> rsa.RSAPrivateKey:
     try:
         # validating an RSA-3072 key costs ~0.2 s per build; make_sigstruct verifies
         # every signature it makes, which catches a damaged key as well
+        from cryptography.hazmat.primitives import serialization
         key = serialization.load_pem_private_key(data, password=None,
                                                  unsafe_skip_rsa_key_validation=True)
     except TypeError:
@@ -96,6 +95,8 @@ def load_public_key(path) -> rsa.RSAPublicKey:
     what = "public key"
     data = _read(path, what)
     public = None
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
     loaders = (serialization.load_pem_public_key,
                lambda d: x509.load_pem_x509_certificate(d).public_key(),
                lambda d: serialization.load_pem_private_key(d, password=None).public_key())
@@ -188,6 +189,7 @@ class SignTool:
     def __init__(self, tool_path, public_key_path, *, timeout: float = SIGN_TOOL_TIMEOUT):
         tool = Path(tool_path)
         if tool.parent == Path(".") and not tool.exists():
+            import shutil
             found = shutil.which(str(tool_path))   # a bare name: look it up in PATH
             if found:
                 tool = Path(found)
@@ -206,6 +208,8 @@ class SignTool:
 
     def sign(self, message: bytes) -> bytes:
         tool = self.tool
+        import subprocess
+        import tempfile
         with tempfile.TemporaryDirectory(prefix="occlum-sign-") as tmp:
             msg_file = Path(tmp) / "sigstruct.msg"
             sig_file = Path(tmp) / "sigstruct.sig"
