@@ -30,7 +30,7 @@ NODE_MAGIC = b"SEFSNODE"
 
 # Image-wide flags (superblock) repeated in every node header.
 FLAG_ENCRYPTED = 0x1   # blocks are AES-128-GCM ciphertext; tags are GCM tags
-FLAG_WRITABLE = 0x2    # reserved for the writable layer (run/mount/__ROOT)
+FLAG_WRITABLE = 0x2    # the writable layer (run/mount/__ROOT), docs/formats.md section 9
 KNOWN_FLAGS = FLAG_ENCRYPTED | FLAG_WRITABLE
 
 # Block kinds. The kind is part of every block's position, so that a header can never
@@ -139,7 +139,8 @@ NODE_HEADER = Layout("node header", 1024, [
     ("atime_ns",     80,  "q"),    # 0 in an image
     ("mtime_ns",     88,  "q"),    # 0 in an image
     ("ctime_ns",     96,  "q"),    # 0 in an image
-    # 104-1023 reserved, zero
+    ("node_flags",   104, "I"),    # 0 in an image; writable layer: NODE_OPAQUE
+    # 108-1023 reserved, zero
 ])
 HEADER_ENTRIES_OFFSET = NODE_HEADER.size
 
