@@ -434,11 +434,15 @@ def boot(launch: Launch) -> int:
         return 1
     limits = launch.resource_limits
     # ---- LEAD: the single call site of the LibOS (libos/enclave.py run_program). It gets
-    # ---- only verified things; the writable layer (launch.writable_layer_dir/_key),
-    # ---- initfs and the mounts in launch.config are there for when the LibOS takes them.
-    return run_program(launch.open_file, launch.path, launch.argv, launch.envp,
-                       user_space_size=limits["user_space_size"],
-                       default_stack_size=limits["default_stack_size"],
-                       default_heap_size=limits["default_heap_size"],
-                       max_num_of_threads=limits["max_num_of_threads"],
-                       log_level=launch.log_level)
+    # ---- only verified things: the mounts of the verified config over the verified
+    # ---- image and the writable layer opened with its sealing key.
+    from .libos.fs.mounts import mount_from_config
+    with mount_from_config(launch.config.get("mount"), instance_dir=launch.instance_dir,
+                           image=launch.image, writable_layer_dir=launch.writable_layer_dir,
+                           writable_layer_key=launch.writable_layer_key) as mounts:
+        return run_program(mounts, launch.path, launch.argv, launch.envp,
+                           user_space_size=limits["user_space_size"],
+                           default_stack_size=limits["default_stack_size"],
+                           default_heap_size=limits["default_heap_size"],
+                           max_num_of_threads=limits["max_num_of_threads"],
+                           log_level=launch.log_level)

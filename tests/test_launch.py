@@ -154,9 +154,10 @@ def test_launch_path_imports_neither_doit_nor_jsonschema(built, secret_file):
 def test_boot_hands_the_verified_launch_to_the_libos(built, monkeypatch):
     seen = {}
 
-    def run_program(open_file, path, argv, envp, **kw):
-        seen.update(data=open_file(path), link=open_file("/bin/link"), path=path, argv=argv,
-                    envp=envp, **kw)
+    def run_program(mounts, path, argv, envp, **kw):
+        # the verified image, through the mounts the LibOS gets (unionfs at /)
+        seen.update(data=mounts.read_file(path), link=mounts.read_file("/bin/link"), path=path,
+                    argv=argv, envp=envp, **kw)
         return 42
 
     monkeypatch.setattr(L, "libos_entry", lambda: (run_program, ""))

@@ -27,6 +27,7 @@ def instance(tmp_path_factory, compile_program):
     text = (inst / "Occlum.json").read_text()
     text = re.sub(r'("default"\s*:\s*)\[[^\]]*\]', r'\1["OCCLUM=yes", "OCCLUM_TEST=yes"]', text,
                   count=1)
+    text = re.sub(r'("untrusted"\s*:\s*)\[[^\]]*\]', r'\1["EXAMPLE", "OCCLUM_TEST"]', text, count=1)
     (inst / "Occlum.json").write_text(text)
     proc = cli(inst, "build")
     assert proc.returncode == 0, proc.stderr
@@ -55,6 +56,19 @@ def test_doit_run_passes_arguments_untouched(instance):
                                             "argv[3]=n=1"]
     # the build's own lines stay out of the program's output
     assert "Nothing to do" not in proc.stdout
+
+
+def test_environment_trusted_untrusted_and_override(instance):
+    # env.untrusted names EXAMPLE (the template's) and, here, OCCLUM_TEST: a host value
+    # of a listed name passes in and overrides the default; unlisted names stay out
+    proc = cli(instance, "run", "/bin/args",
+               env={"EXAMPLE": "from-host", "SECRET": "must-not-pass"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    env = [line[4:] for line in proc.stdout.splitlines() if line.startswith("env ")]
+    assert "OCCLUM=yes" in env and "OCCLUM_TEST=yes" in env and "EXAMPLE=from-host" in env
+    assert not any(e.startswith("SECRET=") for e in env)
+    proc = cli(instance, "run", "/bin/args", env={"OCCLUM_TEST": "no"})
+    assert proc.returncode == 11  # the program saw the host's override of the default
 
 
 @pytest.mark.parametrize("status", [0, 3, 42, 255])

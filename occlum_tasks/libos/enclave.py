@@ -1,15 +1,15 @@
 """Booting the emulated enclave and running one program in it: `run_program`.
 
-The launch and trust chain (measurement, signature, image MACs) and the file system
-over the SEFS image are another part's: this entry point receives `open_file`, a
-function giving a file's bytes from the already verified image.
+The launch and trust chain (measurement, signature, image MACs) are launch.py's: this
+entry point receives the mount table (fs.MountSet) built from the verified config
+(fs.mount_from_config: the unionfs of the verified image and the writable layer at /,
+hostfs, ...), or for tests and debugging a host folder as / (`host_folder_root`).
 """
 import os
 import traceback
 
-from . import log, sched, vm
+from . import fs, log, sched, vm
 from .cpu import Cpu
-from .fs import FileTable
 from .process import current, lifecycle
 from .process.loader import ExecError
 from .process.task import Limits
@@ -18,16 +18,18 @@ from .syscall import dispatch, table
 EXIT_CANNOT_START = 127
 
 
-def run_program(open_file, path, argv, envp, *, user_space_size, default_stack_size,
+def run_program(mounts, path, argv, envp, *, user_space_size, default_stack_size,
                 default_heap_size, max_num_of_threads=32, stdio=(0, 1, 2), log_level=None) -> int:
-    """Run `path` from the image until it ends; returns `occlum run`'s exit status.
+    """Run `path` until it ends; returns `occlum run`'s exit status.
 
-    open_file(path) -> bytes, raising FileNotFoundError (or another OSError) when the
-    image has no such file. argv is passed as given (argv[0] included); envp is a list
-    of "KEY=VALUE" strings. stdio are the host descriptors the program's 0, 1 and 2 are
-    bound to. log_level overrides OCCLUM_LOG_LEVEL. Returns the program's exit code,
-    128 + the signal that killed it, or 127 when it could not be started (a one-line
-    reason then goes to the stderr descriptor).
+    mounts: the enclave's file systems (fs.MountSet); the program and its interpreter
+    are read through them, links followed. The caller keeps the mounts: they are
+    synced (the writable layers commit) when the run ends, and closed by the caller.
+    argv is passed as given (argv[0] included); envp is a list of "KEY=VALUE" strings.
+    stdio are the host descriptors the program's 0, 1 and 2 are bound to. log_level
+    overrides OCCLUM_LOG_LEVEL. Returns the program's exit code, 128 + the signal that
+    killed it, or 127 when it could not be started (a one-line reason then goes to the
+    stderr descriptor).
     """
     log.configure(log_level, fd=stdio[2])
     cpu = Cpu()
@@ -35,10 +37,15 @@ def run_program(open_file, path, argv, envp, *, user_space_size, default_stack_s
     try:
         vm.boot(cpu, user_space_size)
         sched.boot(cpu)
+        fs.boot(mounts, stdio[2])
+        for warning in mounts.warnings:
+            log.warn("%s", warning)
         lifecycle.boot(Limits(user_space_size, default_stack_size, default_heap_size, max_num_of_threads))
         dispatch.Dispatcher(table.build()).install(cpu)
         try:
-            process = lifecycle.spawn(open_file, path, list(argv), list(envp), FileTable(stdio))
+            view = fs.new_fs_view()
+            process = lifecycle.spawn(fs.program_opener(view), path, list(argv), list(envp),
+                                      fs.stdio_table(stdio), fs=view)
         except ExecError as exc:
             _say(stdio[2], "occlum-py: %s" % exc)
             return EXIT_CANNOT_START
@@ -62,6 +69,7 @@ def run_program(open_file, path, argv, envp, *, user_space_size, default_stack_s
         sched.shutdown()
         vm.shutdown()
         current.set(None)
+        fs.shutdown()           # last: it commits the writable layers, and may fail
 
 
 def _say(fd: int, line: str) -> None:
@@ -71,15 +79,11 @@ def _say(fd: int, line: str) -> None:
         pass
 
 
-def host_folder_opener(root):
-    """An `open_file` reading a host folder as the image root (tests, debugging)."""
-    root = os.path.realpath(root)
+def host_folder_root(root):
+    """The mounts of a run over a host folder: hostfs at / (confined to `root`), procfs
+    and devfs (tests, debugging)."""
+    return fs.host_root(root)
 
-    def open_file(path: str) -> bytes:
-        full = os.path.realpath(os.path.join(root, path.lstrip("/")))
-        if full != root and not full.startswith(root + os.sep):
-            raise FileNotFoundError(path)
-        with open(full, "rb") as f:
-            return f.read()
 
-    return open_file
+# the name of the earlier `open_file` form; tests written against it keep working
+host_folder_opener = host_folder_root

@@ -1,74 +1,17 @@
-"""A process's file descriptor table, and the one kind of file there is so far: the
-run's standard streams, bound to host file descriptors (0, 1, 2 unless the caller
-passes others). Closing a guest descriptor never closes the host's.
+"""A process's file descriptor table: descriptors to open file descriptions, each with
+its close-on-exec flag (the one per-descriptor flag Linux has).
+
+New descriptors take the lowest free number at or above a minimum, and fail with
+EMFILE at the process's RLIMIT_NOFILE (the caller passes the limit: rlimits belong to
+the process subsystem).
 """
-import fcntl
-import os
-
-from ..errno import EBADF, EINVAL, ENODEV, ENOTTY, SysError
-
-TCGETS, TIOCGWINSZ, TIOCGPGRP, FIONREAD = 0x5401, 0x5413, 0x540F, 0x541B
-# read-only terminal queries passed to the host terminal: (request, result size)
-_HOST_IOCTLS = {TCGETS: 36, TIOCGWINSZ: 8, TIOCGPGRP: 4, FIONREAD: 4}
-O_RDONLY, O_WRONLY, O_RDWR = 0, 1, 2
-
-
-class HostStdio:
-    """A guest file on a host descriptor of the run (the terminal, a pipe or a file)."""
-
-    def __init__(self, host_fd: int, access: int):
-        self.host_fd, self.access = host_fd, access
-
-    def _host_call(self, fn, *args):
-        try:
-            return fn(self.host_fd, *args)
-        except OSError as exc:
-            raise SysError(exc.errno or EINVAL) from None
-
-    def read(self, size: int) -> bytes:
-        if self.access == O_WRONLY:
-            raise SysError(EBADF)
-        return self._host_call(os.read, size)
-
-    def write(self, data) -> int:
-        if self.access == O_RDONLY:
-            raise SysError(EBADF)
-        return self._host_call(os.write, data)
-
-    def pread(self, size: int, offset: int) -> bytes:
-        if self.access == O_WRONLY:
-            raise SysError(EBADF)
-        return self._host_call(os.pread, size, offset)
-
-    def pwrite(self, data, offset: int) -> int:
-        if self.access == O_RDONLY:
-            raise SysError(EBADF)
-        return self._host_call(os.pwrite, data, offset)
-
-    def lseek(self, offset: int, whence: int) -> int:
-        return self._host_call(os.lseek, offset, whence)
-
-    def stat(self) -> os.stat_result:
-        return self._host_call(os.fstat)
-
-    def ioctl(self, request: int) -> bytes:
-        """Result bytes of a supported terminal query; ENOTTY for anything else."""
-        size = _HOST_IOCTLS.get(request)
-        if size is None:
-            raise SysError(ENOTTY)
-        return bytes(self._host_call(fcntl.ioctl, request, bytes(size)))
-
-    def mmap_data(self) -> bytes:
-        raise SysError(ENODEV)   # a stream cannot be mapped
-
-    def close(self) -> None:
-        pass     # the host's descriptor belongs to the run, not to the guest
+from ..errno import EBADF, EMFILE, SysError
 
 
 class FileTable:
-    def __init__(self, stdio=(0, 1, 2)):
-        self._files = {0: HostStdio(stdio[0], O_RDONLY), 1: HostStdio(stdio[1], O_WRONLY),
-                       2: HostStdio(stdio[2], O_WRONLY)}
+    def __init__(self):
+        self._files = {}            # fd -> OpenFile
+        self._cloexec = set()
 
     def get(self, fd: int):
         try:
@@ -76,14 +19,86 @@ class FileTable:
         except KeyError:
             raise SysError(EBADF) from None
 
+    def __contains__(self, fd):
+        return fd in self._files
+
+    def __len__(self):
+        return len(self._files)
+
+    def items(self):
+        return sorted(self._files.items())
+
+    def put_check(self, limit: int) -> None:
+        """EMFILE now if no descriptor is free below `limit` (open checks first, so
+        that it never creates a file it cannot return)."""
+        fd = 0
+        while fd in self._files:
+            fd += 1
+        if fd >= limit:
+            raise SysError(EMFILE)
+
+    def put(self, file, *, cloexec=False, minimum=0, limit=1024) -> int:
+        """Install `file` at the lowest free descriptor >= minimum."""
+        fd = minimum
+        while fd in self._files:
+            fd += 1
+        if fd >= limit:
+            raise SysError(EMFILE)
+        self._install(fd, file, cloexec)
+        return fd
+
+    def put_at(self, fd: int, file, *, cloexec=False, limit=1024) -> None:
+        """Install `file` at `fd`, closing what was there (dup2)."""
+        if fd < 0 or fd >= limit:
+            raise SysError(EBADF)
+        file.refs += 1         # before the old one goes: it may be the same description
+        old = self._files.get(fd)
+        self._files[fd] = file
+        self._set(fd, cloexec)
+        if old is not None:
+            old.release()
+
+    def _install(self, fd, file, cloexec):
+        file.refs += 1
+        self._files[fd] = file
+        self._set(fd, cloexec)
+
+    def _set(self, fd, cloexec):
+        if cloexec:
+            self._cloexec.add(fd)
+        else:
+            self._cloexec.discard(fd)
+
+    def get_cloexec(self, fd: int) -> bool:
+        self.get(fd)
+        return fd in self._cloexec
+
+    def set_cloexec(self, fd: int, value: bool) -> None:
+        self.get(fd)
+        self._set(fd, value)
+
     def close(self, fd: int) -> None:
-        self.get(fd).close()
-        del self._files[fd]
+        file = self._files.pop(fd, None)
+        if file is None:
+            raise SysError(EBADF)
+        self._cloexec.discard(fd)
+        file.release()
 
     def close_all(self) -> None:
         for fd in list(self._files):
             self.close(fd)
 
-    def __contains__(self, fd):
-        return fd in self._files
+    def close_on_exec(self) -> None:
+        """execve: the descriptors marked close-on-exec go."""
+        for fd in sorted(self._cloexec):
+            if fd in self._files:
+                self.close(fd)
 
+    def inherit(self):
+        """The child's table at spawn: every descriptor not marked close-on-exec,
+        sharing its open file description."""
+        child = FileTable()
+        for fd, file in self._files.items():
+            if fd not in self._cloexec:
+                child._install(fd, file, False)
+        return child

@@ -36,8 +36,10 @@ def limits():
     return _limits
 
 
-def spawn(open_file, path, argv, envp, files, ppid=0):
-    """Create a process running `path` (Occlum's do_spawn); ExecError when it cannot."""
+def spawn(open_file, path, argv, envp, files, ppid=0, fs=None):
+    """Create a process running `path` (Occlum's do_spawn); ExecError when it cannot.
+    open_file(path) -> bytes reads the program and its interpreter (the fs subsystem's
+    program_opener); files and fs are the new process's descriptor table and FsView."""
     process_vm = vm.new_process_vm()
     try:
         program, stack_top = load_program(process_vm, open_file, path,
@@ -51,7 +53,7 @@ def spawn(open_file, path, argv, envp, files, ppid=0):
         process_vm.release()
         raise
     try:
-        process = _table.new_process(ppid, path, argv, process_vm, files, _limits)
+        process = _table.new_process(ppid, path, argv, process_vm, files, _limits, fs)
     except SysError:
         process_vm.release()
         raise ExecError("%s: too many threads (max_num_of_threads=%d)" % (path, _limits.max_num_of_threads)) from None

@@ -1,8 +1,9 @@
 """Processes and threads (Occlum's process_vm/thread structures, in Python).
 
 A thread is a saved CPU context that the scheduler puts on the one CPU; a process
-groups threads with their address space (`vm`, owned by the vm subsystem) and file
-table (`files`, owned by the fs subsystem). All processes share one address space.
+groups threads with their address space (`vm`, owned by the vm subsystem), its file
+table (`files`) and its view of the file system (`fs`: cwd and umask), both owned by
+the fs subsystem. All processes share one address space.
 """
 from ..errno import EAGAIN, SysError
 
@@ -23,10 +24,11 @@ class Limits:
 
 
 class Process:
-    def __init__(self, pid, ppid, path, argv, vm, files, limits):
+    def __init__(self, pid, ppid, path, argv, vm, files, limits, fs=None):
         self.pid, self.ppid, self.path, self.argv = pid, ppid, path, list(argv)
         self.vm = vm
         self.files = files
+        self.fs = fs
         self.threads = []
         self.exit_status = None      # the wait status once the process is a zombie
         self.rlimits = [[RLIM_INFINITY, RLIM_INFINITY] for _ in range(RLIM_NLIMITS)]
@@ -73,10 +75,10 @@ class ProcessTable:
         self._next_id += 1
         return new_id
 
-    def new_process(self, ppid, path, argv, vm, files, limits) -> Process:
+    def new_process(self, ppid, path, argv, vm, files, limits, fs=None) -> Process:
         if len(self.threads) >= self.max_threads:
             raise SysError(EAGAIN)
-        process = Process(self._new_id(), ppid, path, argv, vm, files, limits)
+        process = Process(self._new_id(), ppid, path, argv, vm, files, limits, fs)
         self.processes[process.pid] = process
         self.new_thread(process, tid=process.pid)
         return process

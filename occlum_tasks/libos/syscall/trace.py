@@ -19,6 +19,16 @@ SIGNATURES = {
     "getrandom": "pux", "getuid": "", "geteuid": "", "getgid": "", "getegid": "",
     "sched_yield": "", "open": "sxo", "openat": "dsxo", "stat": "sp", "lstat": "sp",
     "access": "sx", "execve": "spp", "rt_sigaction": "dppu", "rt_sigprocmask": "dppu",
+    # files (fs/syscalls.py, fs/path_syscalls.py)
+    "creat": "so", "newfstatat": "dspx", "statx": "dsxxp", "faccessat": "dsx", "faccessat2": "dsxx",
+    "getdents64": "dpu", "getcwd": "pu", "chdir": "s", "fchdir": "d", "umask": "o",
+    "mkdir": "so", "mkdirat": "dso", "rmdir": "s", "unlink": "s", "unlinkat": "dsx",
+    "rename": "ss", "renameat": "dsds", "renameat2": "dsdsx", "link": "ss", "linkat": "dsdsx",
+    "symlink": "ss", "symlinkat": "sds", "readlink": "spu", "readlinkat": "dspu",
+    "chmod": "so", "fchmod": "do", "fchmodat": "dso", "chown": "sdd", "fchown": "ddd",
+    "lchown": "sdd", "fchownat": "dsddx", "truncate": "sD", "ftruncate": "dD", "fsync": "d",
+    "fdatasync": "d", "sync": "", "syncfs": "d", "dup": "d", "dup2": "dd", "dup3": "ddx",
+    "fcntl": "ddx", "utimensat": "dspx", "msync": "pxx",
 }
 _PROT = ((1, "PROT_READ"), (2, "PROT_WRITE"), (4, "PROT_EXEC"))
 _MAP = ((0x01, "MAP_SHARED"), (0x02, "MAP_PRIVATE"), (0x10, "MAP_FIXED"), (0x20, "MAP_ANONYMOUS"),

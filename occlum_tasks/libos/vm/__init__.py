@@ -51,3 +51,14 @@ def region_map() -> Regions:
 
 def new_process_vm() -> ProcessVM:
     return ProcessVM(_space, _regions)
+
+
+def maps(process_vm):
+    """The VMAs of a process in address order, as /proc/<pid>/maps shows them:
+    (start, end, prot, kind, name, file_offset)."""
+    return [(v.start, v.end, v.prot, v.kind, v.name, v.file_offset) for v in process_vm.vmas]
+
+
+def usage():
+    """(user_space_size, bytes free in it): what /proc/meminfo reports."""
+    return _space.size, _space.free_bytes

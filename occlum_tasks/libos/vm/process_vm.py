@@ -66,6 +66,7 @@ class ProcessVM:
     def release(self) -> None:
         """The process is gone: unmap and free everything it owned, one call per run of
         adjacent VMAs (cutting a big region once, not once per VMA)."""
+        self._write_back(list(self.vmas))
         runs = []
         for vma in self.vmas:
             if runs and runs[-1][1] == vma.start:
@@ -122,7 +123,9 @@ class ProcessVM:
         return addr
 
     # ---- mmap ---------------------------------------------------------------------------
-    def do_mmap(self, addr, length, prot, flags, file_data=None, file_offset=0) -> int:
+    def do_mmap(self, addr, length, prot, flags, file_data=None, file_offset=0, name="", shared=None) -> int:
+        """`shared`: for a shared writable file mapping, the file's write-back, called
+        with (file offset, bytes) at msync, munmap and exit."""
         if length == 0 or file_offset % PAGE_SIZE or prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC):
             raise SysError(EINVAL)
         if flags & MAP_TYPE not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
@@ -143,7 +146,7 @@ class ProcessVM:
         else:
             chunk = file_data[file_offset:file_offset + length]
             self._space.write(start, chunk)   # the rest of the last page stays zero
-            vma = Vma(start, end, prot, "file", file_data=file_data, file_offset=file_offset)
+            vma = Vma(start, end, prot, "file", name, file_data, file_offset, shared)
         self.vmas.insert(vma)
         self._regions.set(start, end, prot)
         return start
@@ -165,7 +168,9 @@ class ProcessVM:
                 free_parts.append((max(cursor, start), hole_end))
             if vma:
                 cursor = vma.end
-        for piece in self.vmas.remove(start, end):
+        pieces = self.vmas.remove(start, end)
+        self._write_back(pieces)
+        for piece in pieces:
             self._regions.set(piece.start, piece.end, 0)
             self._space.zero(piece.start, piece.end)
         for part in free_parts:
@@ -177,10 +182,28 @@ class ProcessVM:
         if addr % PAGE_SIZE or length == 0:
             raise SysError(EINVAL)
         end = addr + page_up(length)
-        for piece in self.vmas.remove(addr, end):
+        pieces = self.vmas.remove(addr, end)
+        self._write_back(pieces)
+        for piece in pieces:
             self._regions.set(piece.start, piece.end, 0)
             self._space.free(piece.start, piece.end)
         self._last = None
+        return 0
+
+    def _write_back(self, vmas) -> None:
+        """Shared file mappings among `vmas`: their pages go back to the file."""
+        for vma in vmas:
+            if vma.shared is not None:
+                vma.shared.write_back(vma.file_offset, self._space.read(vma.start, vma.end - vma.start))
+
+    def do_msync(self, addr: int, length: int) -> int:
+        if addr % PAGE_SIZE:
+            raise SysError(EINVAL)
+        end = addr + page_up(length)
+        if not self.vmas.covered(addr, end):
+            raise SysError(ENOMEM)
+        self._write_back([vma.copy(max(vma.start, addr), min(vma.end, end))
+                          for vma in self.vmas.overlapping(addr, end) if vma.shared is not None])
         return 0
 
     def do_mprotect(self, addr: int, length: int, prot: int) -> int:
@@ -241,7 +264,7 @@ class ProcessVM:
         self._space.write(start, self._space.mem[old - self._space.base:old - self._space.base + keep])
         source = vma.copy(old, old + keep)
         self.vmas.insert(Vma(start, start + new_size, vma.prot, vma.kind, vma.name,
-                             source.file_data, source.file_offset))
+                             source.file_data, source.file_offset, source.shared))
         self._regions.set(start, start + new_size, vma.prot)
         if new_size > keep:
             self._fill_from_file(self.vmas.find(start), start + keep, start + new_size)

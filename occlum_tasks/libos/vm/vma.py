@@ -2,24 +2,26 @@
 
 A VMA is a page-aligned range with Linux PROT_* bits and a kind: 'elf' (a segment of a
 loaded image), 'gap' (PROT_NONE filler between image segments), 'heap' (the brk area),
-'stack', 'anon' (anonymous mmap) or 'file' (private file mapping, contents copied in).
+'stack', 'anon' (anonymous mmap) or 'file' (file mapping, contents copied in; a shared
+writable one also has `shared`, the file's write-back, called at msync, munmap and exit).
 Every page a process owns is in exactly one VMA, PROT_NONE ones included.
 """
 import bisect
 
 
 class Vma:
-    __slots__ = ("start", "end", "prot", "kind", "name", "file_data", "file_offset")
+    __slots__ = ("start", "end", "prot", "kind", "name", "file_data", "file_offset", "shared")
 
-    def __init__(self, start, end, prot, kind, name="", file_data=None, file_offset=0):
+    def __init__(self, start, end, prot, kind, name="", file_data=None, file_offset=0, shared=None):
         self.start, self.end, self.prot, self.kind, self.name = start, end, prot, kind, name
-        # a private file mapping remembers its source, for MADV_DONTNEED and mremap
+        # a file mapping remembers its source, for MADV_DONTNEED and mremap
         self.file_data, self.file_offset = file_data, file_offset
+        self.shared = shared
 
     def copy(self, start, end, prot=None):
         """The piece [start, end) of this VMA, with the same source (shifted)."""
         return Vma(start, end, self.prot if prot is None else prot, self.kind, self.name,
-                   self.file_data, self.file_offset + (start - self.start))
+                   self.file_data, self.file_offset + (start - self.start), self.shared)
 
     def __repr__(self):
         return "Vma(%#x-%#x %s%s%s %s%s)" % (
@@ -30,7 +32,7 @@ class Vma:
 def _mergeable(a, b) -> bool:
     """a directly followed by b, alike in everything (file offsets continuing)."""
     return (a.end == b.start and a.prot == b.prot and a.kind == b.kind and a.name == b.name
-            and a.kind in ("anon", "file") and a.file_data is b.file_data
+            and a.kind in ("anon", "file") and a.file_data is b.file_data and a.shared is b.shared
             and (a.file_data is None or a.file_offset + (a.end - a.start) == b.file_offset))
 
 
