@@ -1,14 +1,21 @@
 """Unicorn regions behind the VMAs: few, host-backed, laid out on purpose.
 
-Costs measured on unicorn 2.1.4 (see the report in vm/__init__.py) decide the policy:
-- every guest store takes Unicorn's slow path, which looks the address up in the
-  flat view; a one-entry cache makes stores that stay in one region cheaper, so the
-  data a process touches most (its writable ELF segment, heap and stack) is one region;
-- data pages without EXEC are ~1.5x faster than RWX pages (W^X);
+Costs measured on unicorn 2.1.4 (see vm/__init__.py and bench/unicorn_layouts.py)
+decide the policy:
+- W^X, strictly: guest stores run inline only on pages whose TLB entry has no execute
+  permission (cpu.py explains the mechanism). On an RWX page every store takes the C
+  slow path: the 5 MB sieve runs 7x slower (2.8 s against 0.38 s, bare Unicorn), a
+  call-heavy loop 4.5x. Code gets regions of its own;
+- every map, unmap or protect makes Unicorn flush its whole TLB, and the LibOS then
+  refills it through a Python callback (~1-2 us per page in use), so a memory-map
+  change costs about as much as the working set is large: fewer changes are better;
 - mapping a host-backed region is cheap (~10 us), but unmapping or splitting one costs
   ~25 us per MiB (Unicorn flushes its TLB page by page), so large regions are never
   re-made to absorb a neighbour: merging happens only with neighbours up to
   MERGE_LIMIT bytes, bounding the cost of any one change;
+- the number of regions hardly matters to running code any more (200 unrelated
+  regions: +4% on the sieve): Unicorn looks a region up only when it fills a TLB entry
+  and on the first store through it;
 - pages without any permission are left unmapped, so that touching them faults.
 """
 import bisect
