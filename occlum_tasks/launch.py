@@ -15,7 +15,7 @@ then the program path (entry points: exit status 127 when refused), argv, the tr
 environment, resource limits, and the writable layer's sealing key (sgx/keys.py).
 
 This module is on the `occlum run` path, which must start fast: it never imports doit
-or jsonschema (hence its own copies of the instance paths instead of steps.common's).
+or jsonschema (the instance paths come from occlum_tasks.paths, which imports neither).
 """
 from __future__ import annotations
 
@@ -32,18 +32,8 @@ if TYPE_CHECKING:
     from .image.reader import Image
     from .sgx.einit import EnclaveIdentity
 
-# Instance paths (DESIGN.md section 3), the same as steps/common.py's.
-BUILD = Path("build")
-SIGSTRUCT = BUILD / "lib" / "enclave.sigstruct"
-LAYOUT = BUILD / "lib" / "enclave.layout"
-RUNTIME_MANIFEST = BUILD / "lib" / "runtime.manifest"
-SYS_PROTECTED = BUILD / ".Occlum_sys.json.protected"
-SYS_MAC = BUILD / ".Occlum_sys.mac"
-INITFS_ROOT = BUILD / "initfs" / "__ROOT"
-INITFS_ROOT_MAC = BUILD / "initfs" / ".ROOT_MAC"
-IMAGE_ROOT = BUILD / "mount" / "__ROOT"
-IMAGE_ROOT_MAC = BUILD / "mount" / ".ROOT_MAC"
-RUN_SIGNER = Path("run") / ".mrsigner"
+from .paths import (IMAGE_ROOT, IMAGE_ROOT_MAC, INITFS_ROOT, INITFS_ROOT_MAC, LAYOUT,
+                    RUN_SIGNER, RUNTIME_MANIFEST, SIGSTRUCT, SYS_MAC, SYS_PROTECTED)
 
 # The whole image is verified at launch when its node files hold at most this many
 # bytes: at ~260 MB/s (measured, integrity-only and AES-GCM alike) that is ~30 ms. A
