@@ -426,5 +426,6 @@ def test_release_key_signature_fails_under_another_modulus(release_key, debug_ke
     """Swapping in another key's modulus (keeping the signature) must not verify."""
     blob = bytearray(make_sigstruct(MRENCLAVE, RELEASE_META, release_key))
     blob[128:512] = debug_key.public_key().public_numbers().n.to_bytes(384, "little")
-    with pytest.raises(SignError, match="signature does not match"):
+    # half the time the signature is above the other modulus, which is refused first
+    with pytest.raises(SignError, match="signature does not match|SIGNATURE is not smaller"):
         verify_sigstruct(bytes(blob))
