@@ -6,6 +6,7 @@ the path walk (path.py) and the open file descriptions (file.py) only use these
 methods. An operation a kind of inode does not offer fails with the errno Linux gives
 (ENOTDIR for directory operations on a file, EINVAL for readlink on a non-link...).
 """
+import abc
 import os
 import stat as st
 import time
@@ -74,7 +75,7 @@ def sys_error(exc: OSError) -> SysError:
     return SysError(exc.errno or EIO)
 
 
-class FileSystem:
+class FileSystem(abc.ABC):
     """A mounted file system: its root inode, a device number, sync and close."""
     name = "fs"
     dev = 0
@@ -85,8 +86,9 @@ class FileSystem:
         """(blocks, free blocks, available blocks, files, free files), 4 KiB blocks."""
         return 0, 0, 0, 0, 0
 
+    @abc.abstractmethod
     def root(self):
-        raise NotImplementedError
+        """The file system's root directory inode."""
 
     def sync(self) -> None:
         pass
@@ -95,12 +97,13 @@ class FileSystem:
         pass
 
 
-class Inode:
+class Inode(abc.ABC):
     """One file of a file system. Subclasses override what their kind offers."""
     fs = None
 
+    @abc.abstractmethod
     def metadata(self) -> Metadata:
-        raise NotImplementedError
+        """The file's stat fields."""
 
     def mode(self) -> int:
         """st_mode, or at least its type bits: the path walk only needs those, and some
