@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .sgx.einit import EnclaveIdentity
 
 from .paths import (IMAGE_ROOT, IMAGE_ROOT_MAC, INITFS_ROOT, INITFS_ROOT_MAC, LAYOUT,
-                    RUN_SIGNER, RUNTIME_MANIFEST, SIGSTRUCT, SYS_MAC, SYS_PROTECTED)
+                    RUN_OWNER, RUNTIME_MANIFEST, SIGSTRUCT, SYS_MAC, SYS_PROTECTED)
 
 # The whole image is verified at launch when its node files hold at most this many
 # bytes: at ~260 MB/s (measured, integrity-only and AES-GCM alike) that is ~30 ms. A
@@ -361,13 +361,12 @@ def prepare_launch(instance_dir, path: str, args, host_env: Mapping,
     lap("runtime")
     # c. the verified config
     image_mac, initfs_mac, encrypted, entry_points, image_dir, rw_dir = check_config(config, instance)
-    signer_file = instance / RUN_SIGNER
-    if signer_file.is_file():
-        recorded = _read(instance, RUN_SIGNER).decode("ascii", "replace").strip()
-        if recorded != identity.mrsigner.hex():
-            raise IntegrityError(f"{RUN_SIGNER}: the writable layer run/ belongs to signer "
-                                 f"{recorded[:16]}..., this enclave is signed by "
-                                 f"{identity.mrsigner.hex()[:16]}..., whose key cannot read it")
+    if (instance / RUN_OWNER).is_file():
+        recorded = _read(instance, RUN_OWNER).decode("ascii", "replace")
+        if recorded != layer_owner(identity):
+            raise IntegrityError(f"{RUN_OWNER}: the writable layer run/ belongs to another "
+                                 f"enclave owner ({recorded.strip()}); this enclave "
+                                 f"({layer_owner(identity).strip()}) cannot read it")
     lap("config")
     # d. initfs, the image key, the image
     initfs = open_initfs(instance, initfs_mac)
@@ -404,24 +403,15 @@ def run_in_enclave(path, args, *, image_key_file=None, instance_dir=None, host_e
         return 1
 
 
-def libos_entry():
-    """The LibOS's `run_program`, or (None, why it is not available)."""
-    try:
-        from .libos import enclave
-    except ImportError as exc:
-        return None, f"{type(exc).__name__}: {exc}"
-    entry = getattr(enclave, "run_program", None)
-    return (entry, "") if entry else (None, "occlum_tasks.libos.enclave has no run_program")
+def layer_owner(identity) -> str:
+    from .sgx.keys import writable_layer_owner
+    return writable_layer_owner(identity.mrsigner, identity.isvprodid, identity.isvsvn,
+                                identity.debug, identity.kss)
 
 
 def boot(launch: Launch) -> int:
     """Hand the verified launch to the LibOS; its return value is the exit status."""
-    run_program, why = libos_entry()
-    if run_program is None:
-        print(f"occlum run {launch.path}: the enclave was verified (MRENCLAVE "
-              f"{launch.identity.mrenclave.hex()[:16]}...), but running programs is not "
-              f"available in this version yet ({why})", file=sys.stderr)
-        return 1
+    from .libos.enclave import run_program
     limits = launch.resource_limits
     # ---- LEAD: the single call site of the LibOS (libos/enclave.py run_program). It gets
     # ---- only verified things: the mounts of the verified config over the verified
@@ -430,6 +420,12 @@ def boot(launch: Launch) -> int:
     with mount_from_config(launch.config.get("mount"), instance_dir=launch.instance_dir,
                            image=launch.image, writable_layer_dir=launch.writable_layer_dir,
                            writable_layer_key=launch.writable_layer_key) as mounts:
+        owner = launch.instance_dir / RUN_OWNER
+        if not owner.is_file():
+            # a layer made by a run before any build recorded it: record it now, so
+            # that the next build knows whether the layer stays readable
+            from .fsutil import write_atomic
+            write_atomic(owner, layer_owner(launch.identity))
         return run_program(mounts, launch.path, launch.argv, launch.envp,
                            user_space_size=limits["user_space_size"],
                            default_stack_size=limits["default_stack_size"],

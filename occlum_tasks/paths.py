@@ -22,6 +22,6 @@ SIGSTRUCT = BUILD_DIR / "lib" / "enclave.sigstruct"
 LAYOUT = BUILD_DIR / "lib" / "enclave.layout"
 RUN_DIR = Path("run")
 RUN_ROOT = RUN_DIR / "mount" / "__ROOT"
-RUN_SIGNER = RUN_DIR / ".mrsigner"
+RUN_OWNER = RUN_DIR / ".owner"
 STATUS_FILE = Path(".__occlum_status")
 DEP_FILE = BUILD_DIR / ".doit.db"

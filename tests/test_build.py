@@ -318,3 +318,25 @@ def test_help_is_complete():
     for flag in ("--sign-key", "--sign-tool", "--image-key", "--buildin-image-key",
                  "--sgx-mode", "--force"):
         assert flag in build_help, flag
+
+
+def test_version_bump_moves_the_writable_layer_aside(instance):
+    occlum(instance, "build")
+    (instance / "run/mount/__ROOT").mkdir(parents=True, exist_ok=True)
+    text = (instance / "Occlum.json").read_text()
+    (instance / "Occlum.json").write_text(
+        re.sub(r'"version_number"\s*:\s*0', '"version_number": 1', text))
+    proc = occlum(instance, "build")
+    # the layer's key derives from ISVSVN too: the new enclave could not read it
+    assert "version_number" in proc.stderr and len(list(instance.glob("run.old-*"))) == 1
+    assert "isvsvn 1" in (instance / "run/.owner").read_text()
+
+
+def test_a_layer_made_by_a_run_is_kept_by_the_next_build(instance):
+    occlum(instance, "build")
+    shutil.rmtree(instance / "run")
+    assert occlum(instance, "run", "/bin/hello_world").stdout == "Hello World\n"
+    assert (instance / "run/.owner").is_file() and (instance / "run/mount/__ROOT").is_dir()
+    proc = occlum(instance, "build", "-f")
+    assert "moved it to" not in proc.stderr and not list(instance.glob("run.old-*"))
+    assert occlum(instance, "run", "/bin/hello_world").returncode == 0

@@ -320,11 +320,21 @@ def egetkey(secret: bytes, identity, key_name: int, key_policy: int = POLICY_MRS
     return mac.finalize()
 
 
+def writable_layer_owner(mrsigner: bytes, isvprodid: int, isvsvn: int, debug: bool,
+                         kss: bool) -> str:
+    """Everything of the enclave that the writable layer's key derives from, as the
+    line kept in run/.owner: the build moves run/ aside when it changes (the new
+    enclave could not read it) and the launch refuses a layer of another owner."""
+    return (f"mrsigner {bytes(mrsigner).hex()} isvprodid {isvprodid} isvsvn {isvsvn} "
+            f"debug {int(bool(debug))} kss {int(bool(kss))}\n")
+
+
 def writable_layer_key(secret: bytes, identity) -> bytes:
     """The key of the writable layer (run/mount/__ROOT): a SEAL key with the MRSIGNER
     policy at the enclave's own ISVSVN. A rebuild signed with the same key (any
     MRENCLAVE, same ISVPRODID and ISVSVN, same DEBUG bit) derives it again; another
-    signer or another platform secret cannot. A new version_number changes it: the
-    newer enclave can still derive the old key (an older ISVSVN) to migrate the layer."""
+    signer or another platform secret cannot. A new version_number changes it (the
+    build then moves run/ aside; EGETKEY would let the newer enclave derive the old key,
+    but nothing migrates a layer yet)."""
     return egetkey(secret, identity, KEY_SEAL, POLICY_MRSIGNER, identity.isvsvn,
                    WRITABLE_LAYER_CPUSVN, WRITABLE_LAYER_KEYID)

@@ -194,7 +194,8 @@ def make_sigstruct(mrenclave: bytes, metadata: Mapping, signer, date=None, *,
     signer = as_signer(signer)
     debuggable = bool(metadata.get("debuggable", True))
     if not debuggable and is_debug_key(signer):
-        raise SignError("metadata.debuggable is false but the enclave would be signed with "
+        raise SignError("Occlum.json: metadata.debuggable is false but the enclave would be "
+                        "signed with "
                         "the shipped debug key, whose private half everybody has: give "
                         "--sign-key with your own RSA-3072 key (exponent 3)")
     flags, xfrm = enclave_attributes(metadata)

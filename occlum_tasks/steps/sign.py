@@ -6,10 +6,9 @@ import time
 
 from doit.tools import config_changed
 
-from ..errors import SignError
 from ..fsutil import write_atomic
 from .common import BuildOptions, existing, info, step_action
-from ..paths import LAYOUT, RESOLVED_JSON, RUN_DIR, RUN_ROOT, RUN_SIGNER, RUNTIME_MANIFEST, SIGSTRUCT, SYS_MAC
+from ..paths import LAYOUT, RESOLVED_JSON, RUN_DIR, RUN_ROOT, RUN_OWNER, RUNTIME_MANIFEST, SIGSTRUCT, SYS_MAC
 
 
 def signer_for(opts):
@@ -25,37 +24,41 @@ def sign_enclave():
     from ..image.keys import parse_mac
     from ..sgx.layout import EnclaveLayout
     from ..sgx.measurement import measure
-    from ..sgx.sigstruct import make_sigstruct, mrsigner_of
-    from ..sgx.signing import is_debug_key
+    from ..sgx.sigstruct import make_sigstruct
     opts = BuildOptions()
     resolved = json.loads(RESOLVED_JSON.read_text())
     manifest = RUNTIME_MANIFEST.read_bytes()
     config_mac = parse_mac(SYS_MAC.read_text())
     signer = signer_for(opts)
-    if not resolved["metadata"]["debuggable"] and is_debug_key(signer):
-        raise SignError("Occlum.json: metadata.debuggable is false, but the enclave would be "
-                        "signed with the shipped debug key; give your own key with --sign-key")
+    # make_sigstruct refuses a production enclave signed with the shipped debug key
     layout = EnclaveLayout.from_config(resolved, manifest, config_mac)
     mrenclave = measure(layout, manifest, config_mac)
     sigstruct = make_sigstruct(mrenclave, resolved, signer)
     write_atomic(LAYOUT, layout.to_json())
     write_atomic(SIGSTRUCT, sigstruct)
-    keep_writable_layer(mrsigner_of(sigstruct).hex())
+    keep_writable_layer(sigstruct)
     info(f"sign: MRENCLAVE {mrenclave.hex()}")
 
 
-def keep_writable_layer(mrsigner):
+def keep_writable_layer(sigstruct):
     """Occlum wipes run/ at every build; we keep it while it stays readable, that is
-    while the signer (whose MRSIGNER its key derives from) is unchanged."""
-    if RUN_ROOT.exists():
-        old = RUN_SIGNER.read_text().strip() if RUN_SIGNER.is_file() else ""
-        if old != mrsigner:
-            aside = RUN_DIR.with_name(f"run.old-{time.strftime('%Y%m%d-%H%M%S')}")
-            RUN_DIR.rename(aside)
-            info(f"sign: the signer changed, so the writable layer run/ can no longer be read; "
-                 f"moved it to {aside}/ (building with the old key again makes it readable)")
+    while what its key derives from (signer, product, version, debug) is unchanged."""
+    from ..sgx.keys import writable_layer_owner
+    from ..sgx.sigstruct import parse_sigstruct
+    fields = parse_sigstruct(sigstruct)
+    owner = writable_layer_owner(fields["mrsigner"], fields["isvprodid"], fields["isvsvn"],
+                                 fields["debug"], fields["kss"])
+    recorded = RUN_OWNER.read_text() if RUN_OWNER.is_file() else None
+    # no record: a layer that `occlum run` created before any build recorded it
+    if RUN_ROOT.exists() and recorded is not None and recorded != owner:
+        aside = RUN_DIR.with_name(f"run.old-{time.strftime('%Y%m%d-%H%M%S')}")
+        RUN_DIR.rename(aside)
+        what = ("the signer" if recorded.split()[:2] != owner.split()[:2]
+                else "product_id, version_number or debuggable")
+        info(f"sign: {what} changed, so the writable layer run/ can no longer be "
+             f"read; moved it to {aside}/ (building as before makes it readable again)")
     RUN_ROOT.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(RUN_SIGNER, mrsigner + "\n")
+    write_atomic(RUN_OWNER, owner)
 
 
 def task_sign():
