@@ -90,7 +90,8 @@ def cmd_build(args):
                           "build with --sgx-mode SIM (the default)")
     if mode != "SIM":
         raise OcclumError(f"--sgx-mode {mode}: unknown mode; use SIM")
-    doit_args = ["run"] + (["--always-execute"] if args.force else []) + ["build"] + build_vars(args)
+    doit_args = (["run"] + (["--always-execute"] if args.force else []) + ["build"]
+                 + build_vars(args) + (["force=1"] if args.force else []))
     status = doit_main().run(doit_args)
     return 0 if status == 0 else 1
 
@@ -179,7 +180,9 @@ def make_parser():
                    help="put the image key into the enclave's initfs")
     p.add_argument("--sgx-mode", type=str.upper, metavar="SIM|HW",
                    help="SIM (default; also from SGX_MODE); HW needs real SGX and is refused")
-    p.add_argument("-f", "--force", action="store_true", help="rebuild every step")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="rebuild every step and re-encode every image file (repairs a "
+                        "damaged build/)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("run", help="run a program in the enclave",

@@ -340,3 +340,42 @@ def test_a_layer_made_by_a_run_is_kept_by_the_next_build(instance):
     proc = occlum(instance, "build", "-f")
     assert "moved it to" not in proc.stderr and not list(instance.glob("run.old-*"))
     assert occlum(instance, "run", "/bin/hello_world").returncode == 0
+
+
+def test_force_repairs_a_damaged_image(instance):
+    occlum(instance, "build")
+    node = max((p for p in (instance / "build/mount/__ROOT").iterdir() if p.is_file()),
+               key=lambda p: p.stat().st_size)
+    data = bytearray(node.read_bytes())
+    data[len(data) // 2] ^= 1
+    node.write_bytes(bytes(data))
+    root_mac = parse_mac((instance / "build/mount/.ROOT_MAC").read_text())
+    with pytest.raises(Exception):
+        open_image(instance / "build/mount/__ROOT", root_mac).verify_all()
+    occlum(instance, "build", "-f")
+    open_image(instance / "build/mount/__ROOT", root_mac).verify_all()
+
+
+def test_a_file_replaced_with_its_mtime_kept_is_rebuilt(instance):
+    target = instance / "image/etc/motd"
+    target.write_text("one\n")
+    occlum(instance, "build")
+    st = target.stat()
+    replacement = instance / "image/etc/.motd.new"
+    replacement.write_text("two\n")  # same size
+    os.utime(replacement, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(replacement, target)  # as rsync or `cp -p` + mv do
+    assert "image" in ran(occlum(instance, "build"))
+    root_mac = parse_mac((instance / "build/mount/.ROOT_MAC").read_text())
+    assert open_image(instance / "build/mount/__ROOT", root_mac).read("/etc/motd") == b"two\n"
+
+
+def test_a_built_in_image_key_is_readable_by_the_owner_only(instance, tmp_path):
+    occlum(tmp_path, "gen-image-key", "key")
+    occlum(instance, "build", "--image-key", tmp_path / "key", "--buildin-image-key")
+    key_text = (tmp_path / "key").read_text().strip().encode()
+    holders = [p for p in (instance / "build").rglob("*")
+               if p.is_file() and key_text in p.read_bytes()]
+    assert holders, "the built-in key must be somewhere in build/"
+    for path in holders:
+        assert path.stat().st_mode & 0o077 == 0, path

@@ -101,8 +101,10 @@ def _scan(fs_path, image_path, st, counts, leaves):
 
 
 class _Builder:
-    def __init__(self, src_dir, dest, key, cache, progress):
+    def __init__(self, src_dir, dest, key, cache, progress, force=False, file_mode=0o644):
         self.src = Path(src_dir)
+        self.force = force
+        self.file_mode = file_mode
         self.dest = Path(dest)
         self.key = K.check_key(key)
         self.flags = FLAG_ENCRYPTED if self.key is not None else 0
@@ -166,7 +168,7 @@ class _Builder:
         return K.key_check(self.key).hex() if self.key is not None else None
 
     def _load_cache(self, rdest):
-        if self.cache_path is None:
+        if self.cache_path is None or self.force:
             return
         try:
             data = json.loads(self.cache_path.read_text())
@@ -302,7 +304,8 @@ class _Builder:
             if keep_existing and self.existing.get(name) == enc.node_size:
                 return enc, name, False
             tmp = self._tmp_path()
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                         self.file_mode)
             try:
                 FdSink(fd).pwrite(sink.buf, 0)
             except BaseException:
@@ -312,7 +315,8 @@ class _Builder:
             os.close(fd)
         else:
             tmp = self._tmp_path()
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                         self.file_mode)
             try:
                 enc = encode_node(nid, mode, nlink, chunks, FdSink(fd), **kw)
             except BaseException:
@@ -392,12 +396,15 @@ class _Builder:
                     self.stats.nodes_deleted += 1
 
 
-def build_image(src_dir, dest, *, key=None, cache=None, progress=None):
+def build_image(src_dir, dest, *, key=None, cache=None, progress=None, force=False,
+                file_mode=0o644):
     """Encode the tree under src_dir into the SEFS folder dest; returns BuildStats.
 
     key: None for an integrity-only image (no key, deterministic), or the 16-byte image
     key for an encrypted one (deterministic too, for a given key). cache: a JSON file
     the writer keeps (e.g. build/.cache/image.json) so that a rebuild re-encodes only
     what changed. progress: optional callable(done_bytes, total_bytes), called from the
-    calling thread after each file and once at the end."""
-    return _Builder(src_dir, dest, key, cache, progress).run()
+    calling thread after each file and once at the end. force: ignore the cache and
+    rewrite every node file (repairs a damaged folder). file_mode: of the node files
+    (0o600 when the tree holds a secret, such as a built-in image key)."""
+    return _Builder(src_dir, dest, key, cache, progress, force, file_mode).run()

@@ -24,7 +24,9 @@ class BuildOptions:
         self.sign_key = _opt_path("sign_key")
         self.sign_tool = _opt_path("sign_tool")
         self.image_key = _opt_path("image_key")
-        self.buildin_image_key = get_var("buildin_image_key", "") not in ("", "0", "N", "n", "no")
+        self.buildin_image_key = _opt_flag("buildin_image_key")
+        # -f: besides re-running every step, re-encode every file (repairs build/)
+        self.force = _opt_flag("force")
         self.sgx_mode = (get_var("sgx_mode", None) or os.environ.get("SGX_MODE") or "SIM").upper()
 
     def problem(self):
@@ -43,6 +45,10 @@ class BuildOptions:
             if path and not path.is_file():
                 return f"{flag} {path}: no such file"
         return None
+
+
+def _opt_flag(name):
+    return get_var(name, "") not in ("", "0", "N", "n", "no")
 
 
 def _opt_path(name):
@@ -84,9 +90,11 @@ def info(msg):
 
 
 class ImageFileChecker:
-    """doit's file checker, except for files under image/: those are compared by
-    (mtime, size) without hashing. The image writer re-hashes what changed anyway,
-    and hashing a large image after each build would cost more than the build."""
+    """doit's file checker, except for files under image/: those are compared by their
+    stat (mtime, size, inode, ctime: a file replaced with its mtime kept, as `cp -p`
+    or rsync do, still changes inode or ctime) without hashing. The image writer
+    re-hashes what changed anyway, and hashing a large image after each build would
+    cost more than the build."""
 
     CheckerError = OSError
 
@@ -98,6 +106,10 @@ class ImageFileChecker:
     def _in_image(path):
         return Path(path).parts[:1] == IMAGE_DIR.parts
 
+    @staticmethod
+    def _stamp(st):
+        return [st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns]
+
     def exists(self, file_path):
         return os.path.exists(file_path)
 
@@ -106,12 +118,11 @@ class ImageFileChecker:
 
     def check_modified(self, file_path, file_stat, state):
         if self._in_image(file_path):
-            return (file_stat.st_mtime, file_stat.st_size) != tuple(state[:2])
+            return self._stamp(file_stat) != list(state)
         return self.md5.check_modified(file_path, file_stat, state)
 
     def get_state(self, dep, current_state):
         if self._in_image(dep):
-            st = os.stat(dep)
-            state = (st.st_mtime, st.st_size, "")
-            return None if current_state and tuple(current_state[:2]) == state[:2] else state
+            state = self._stamp(os.stat(dep))
+            return None if current_state is not None and list(current_state) == state else state
         return self.md5.get_state(dep, current_state)

@@ -50,7 +50,8 @@ class Progress:
                   end=end, file=sys.stderr, flush=True)
 
 
-def encode_tree(src, root, root_mac_file, cache, key_file, label):
+def encode_tree(src, root, root_mac_file, cache, key_file, label, *, force=False,
+                file_mode=0o644):
     from ..image.keys import format_mac, parse_image_key
     from ..image.writer import build_image
     from ..errors import OcclumError
@@ -63,7 +64,8 @@ def encode_tree(src, root, root_mac_file, cache, key_file, label):
         except ValueError as err:
             raise OcclumError(f"{key_file}: {err}") from None
     start = time.perf_counter()
-    stats = build_image(src, root, key=key, cache=cache, progress=Progress(label))
+    stats = build_image(src, root, key=key, cache=cache, progress=Progress(label), force=force,
+                        file_mode=file_mode)
     write_atomic(root_mac_file, format_mac(stats.root_mac) + "\n")
     elapsed = time.perf_counter() - start
     info(f"{label}: {stats.files_encoded} of {stats.files_total} files encoded "
@@ -75,7 +77,7 @@ def encode_tree(src, root, root_mac_file, cache, key_file, label):
 def build_image_step():
     opts = BuildOptions()
     encode_tree(IMAGE_DIR, IMAGE_ROOT, IMAGE_ROOT_MAC, CACHE_DIR / "image.json",
-                opts.image_key, "image")
+                opts.image_key, "image", force=opts.force)
 
 
 def clean_tree(*paths):

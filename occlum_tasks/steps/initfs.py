@@ -34,7 +34,9 @@ def build_initfs():
         except ValueError as err:
             raise OcclumError(f"{opts.image_key}: {err}") from None
         write_atomic(etc / "image_key", format_mac(key) + "\n", mode=0o600)
-    encode_tree(INITFS_SRC, INITFS_ROOT, INITFS_ROOT_MAC, None, None, "initfs")
+    # a built-in key lies in plain text in initfs's node files: only the owner may read
+    encode_tree(INITFS_SRC, INITFS_ROOT, INITFS_ROOT_MAC, None, None, "initfs",
+                file_mode=0o600 if opts.buildin_image_key else 0o644)
 
 
 def task_initfs():
