@@ -104,8 +104,10 @@ def cmd_run(args):
     require_instance()
     if not SIGSTRUCT.is_file():
         raise OcclumError(f"{SIGSTRUCT}: not built yet; run `occlum build` first")
-    from .launch import run_in_enclave
-    return run_in_enclave(args.path, args.args, image_key_file=args.image_key)
+    from .launch import run_in_enclave, split_at_program
+    # argparse drops a `--` among the program's arguments: take them as typed
+    _, program_args = split_at_program(args.path, args.raw_argv[args.raw_argv.index("run") + 1:])
+    return run_in_enclave(args.path, program_args, image_key_file=args.image_key)
 
 
 # -- keys and measurements ----------------------------------------------------------
@@ -220,7 +222,9 @@ def make_parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser().parse_args(argv)
+    args.raw_argv = argv
     if getattr(args, "init_ra", None):
         args = argparse.Namespace(command="new --init-ra", func=cmd_not_yet)
     try:

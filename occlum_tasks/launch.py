@@ -386,6 +386,17 @@ def prepare_launch(instance_dir, path: str, args, host_env: Mapping,
                   log_level=log_level(config.get("metadata") or {}, host_env), timings=timings)
 
 
+def split_at_program(path: str, argv) -> tuple[list, list]:
+    """(the arguments before the program's path, the program's own arguments exactly as
+    typed after it). Both `occlum run` and `doit run` take the program's arguments
+    from the raw command line: their parsers would eat `--`, `k=v` or options."""
+    argv = list(argv)
+    for i, arg in enumerate(argv):
+        if arg == path:
+            return argv[:i], argv[i + 1:]
+    return argv, []
+
+
 def run_in_enclave(path, args, *, image_key_file=None, instance_dir=None, host_env=None):
     """`occlum run PATH ARGS` in the current instance: verify, then boot. Returns the
     exit status; failures are one line on stderr (status 1, or 127 when the program

@@ -40,12 +40,12 @@ def test_hello_world(instance):
 
 
 def test_arguments_arrive_untouched(instance):
-    args = ["A=B", "-x", "--flag", "two words", ""]
+    args = ["A=B", "-x", "--", "--flag", "two words", ""]
     proc = cli(instance, "run", "/bin/args", *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "argv[0]=args"  # Occlum passes the basename
-    assert lines[1:6] == [f"argv[{i}]={a}" for i, a in enumerate(args, 1)]
+    assert lines[1:7] == [f"argv[{i}]={a}" for i, a in enumerate(args, 1)]
 
 
 def test_doit_run_passes_arguments_untouched(instance):
@@ -56,6 +56,11 @@ def test_doit_run_passes_arguments_untouched(instance):
                                             "argv[3]=n=1"]
     # the build's own lines stay out of the program's output
     assert "Nothing to do" not in proc.stdout
+    # a program argument that looks like a build variable does not reach the build
+    proc = subprocess.run([sys.executable, "-m", "doit", "run", "/bin/args", "sign_key=/nope",
+                           "sgx_mode=HW"], cwd=instance, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "argv[1]=sign_key=/nope" in proc.stdout.splitlines()
 
 
 def test_environment_trusted_untrusted_and_override(instance):

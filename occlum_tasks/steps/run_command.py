@@ -10,13 +10,15 @@ import sys
 from doit.cmd_run import Run
 
 
-def program_argv(path, argv=None):
-    """The program's arguments exactly as typed after its path."""
-    argv = sys.argv if argv is None else argv
-    for i, arg in enumerate(argv[1:], 1):
-        if arg == path:
-            return argv[i + 1:]
-    return []
+def keep_build_vars_before(doit_args):
+    """doit took every `k=v` of the command line as a build variable, the program's
+    arguments included (`doit run /bin/app sign_key=x` must not re-sign the enclave):
+    keep only those typed before the program's path."""
+    from doit.doit_cmd import reset_vars, set_var
+    reset_vars()
+    for arg in doit_args:
+        if not arg.startswith("-") and "=" in arg:
+            set_var(*arg.split("=", 1))
 
 
 class RunCommand(Run):
@@ -26,11 +28,13 @@ class RunCommand(Run):
     def parse_execute(self, in_args):
         if in_args and in_args[0].startswith("/"):
             path = in_args[0]
+            from ..launch import run_in_enclave, split_at_program
+            doit_args, program_args = split_at_program(path, sys.argv[1:])
+            keep_build_vars_before(doit_args)
             from .build import BuildReporter
             BuildReporter.quiet = True
             status = super().parse_execute(["build"])
             if status != 0:
                 return status
-            from ..launch import run_in_enclave
-            return run_in_enclave(path, program_argv(path))
+            return run_in_enclave(path, program_args)
         return super().parse_execute(in_args)
