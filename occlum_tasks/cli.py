@@ -118,7 +118,10 @@ def cmd_gen_image_key(args):
     if path.exists():
         raise OcclumError(f"{args.file}: already exists; a key is never overwritten "
                           "(an image encrypted with it could not be read again)")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as err:
+        raise OcclumError(f"{args.file}: cannot create it ({err.strerror})") from None
     with os.fdopen(fd, "w") as f:
         f.write(generate_image_key() + "\n")
 
@@ -136,7 +139,7 @@ def cmd_print(args):
 
 
 def cmd_not_yet(args):
-    raise OcclumError(f"occlum {args.command}: not available in this version of occlum-py yet")
+    raise OcclumError("not available in this version of occlum-py yet")
 
 
 # -- the parser --------------------------------------------------------------------

@@ -11,6 +11,7 @@ from .paths import IMAGE_DIR, OCCLUM_JSON, STATUS_FILE
 IMAGE_SUBDIRS = ("bin", "lib", "lib64", "root", "host", "tmp", "dev", "proc", "etc", "sbin")
 MUSL_LOADER = Path("/lib/ld-musl-x86_64.so.1")
 HOSTS = "127.0.0.1   localhost\n"
+INSTANCE_FILES = ("dodo.py", "doit.cfg")
 
 
 def render(template, **values):
@@ -21,21 +22,27 @@ def render(template, **values):
 
 
 def init_instance(folder: Path):
+    from .config import render_template
     folder = Path(folder)
     for marker in (STATUS_FILE, OCCLUM_JSON):
         if (folder / marker).exists():
             raise OcclumError(f"{folder / marker}: this folder is already an Occlum instance")
-    write_atomic(folder / OCCLUM_JSON, render("Occlum.json.j2"), mode=0o644)
+    for mine in INSTANCE_FILES:
+        if (folder / mine).exists():
+            raise OcclumError(f"{folder / mine}: exists, and `occlum init` would replace it; "
+                              "move it away first")
+    write_atomic(folder / OCCLUM_JSON, render_template(), mode=0o644)
     lay_out(folder)
 
 
 def lay_out(folder: Path):
     """Everything of `occlum init` but Occlum.json; the repo's samples keep their own
-    Occlum.json and get the rest from here."""
+    Occlum.json and get the rest from here (which rewrites dodo.py and doit.cfg)."""
     image = folder / IMAGE_DIR
     for sub in IMAGE_SUBDIRS:
         (image / sub).mkdir(parents=True, exist_ok=True)
-    write_atomic(image / "etc" / "hosts", HOSTS)
+    if not (image / "etc" / "hosts").exists():
+        write_atomic(image / "etc" / "hosts", HOSTS)
     if Path("/etc/localtime").exists():
         shutil.copyfile("/etc/localtime", image / "etc" / "localtime")
     if MUSL_LOADER.exists():

@@ -210,6 +210,10 @@ def _check_mount(mount, path, findings, instance_dir):
             _check_mount(layer, lpath, findings, instance_dir)
 
 
+IMAGE_SOURCE = "./build/mount/__ROOT"
+WRITABLE_SOURCE = "./run/mount/__ROOT"
+
+
 def _check_root(mounts, findings):
     at_root = [(i, m) for i, m in enumerate(mounts) if isinstance(m, dict)
                and _abs_target(m.get("target")) == "/"]
@@ -239,6 +243,12 @@ def _check_root(mounts, findings):
         if not (isinstance(image_options, dict) and "MAC" in image_options):
             findings.error(lpath + (0,), 'the image layer (the lower) needs a "MAC" option '
                                          '("" until the build fills it)')
+    # the build writes the image, and guards the writable layer, at these places only
+    for j, (layer, expected) in enumerate(((image, IMAGE_SOURCE), (writable, WRITABLE_SOURCE))):
+        source = layer.get("source") if isinstance(layer, dict) else None
+        if isinstance(source, str) and source.rstrip("/") not in (expected, expected[2:]):
+            findings.error(lpath + (j, "source"), f'{show(source)} must be "{expected}": the '
+                                                  "build writes and checks that folder")
     if isinstance(writable, dict):
         writable_options = writable.get("options")
         if isinstance(writable_options, dict) and "MAC" in writable_options:

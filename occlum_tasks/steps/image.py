@@ -18,15 +18,20 @@ from ..paths import CACHE_DIR, IMAGE_DIR, IMAGE_ROOT, IMAGE_ROOT_MAC
 def scan_tree(top):
     """(regular files, digest of the tree's shape). doit's file_dep sees contents of
     regular files only; the digest adds what it cannot see: empty folders, modes,
-    symlink targets."""
+    symlink targets. Names are taken as bytes (any file name is valid); a file that
+    vanishes meanwhile is left to the image step to report."""
     files, shape = [], hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(top):
         dirnames.sort()
         for name in sorted(dirnames) + sorted(filenames):
             path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            extra = os.readlink(path) if stat.S_ISLNK(st.st_mode) else ""
-            shape.update(f"{path}\0{st.st_mode:o}\0{extra}\n".encode())
+            try:
+                st = os.lstat(path)
+                extra = os.readlink(path) if stat.S_ISLNK(st.st_mode) else ""
+            except OSError:
+                continue
+            shape.update(os.fsencode(path) + f"\0{st.st_mode:o}\0".encode()
+                         + os.fsencode(extra) + b"\n")
             if stat.S_ISREG(st.st_mode):
                 files.append(path)
     return files, shape.hexdigest()
