@@ -84,12 +84,11 @@ def build_vars(args):
 
 def cmd_build(args):
     require_instance()
-    mode = (args.sgx_mode or os.environ.get("SGX_MODE") or "SIM").upper()
-    if mode == "HW":
-        raise OcclumError("--sgx-mode HW: this emulated enclave runs without SGX hardware; "
-                          "build with --sgx-mode SIM (the default)")
-    if mode != "SIM":
-        raise OcclumError(f"--sgx-mode {mode}: unknown mode; use SIM")
+    from .steps.common import sgx_mode_problem
+    # refused before doit loads the graph, with the same words as the graph's own check
+    problem = sgx_mode_problem((args.sgx_mode or os.environ.get("SGX_MODE") or "SIM").upper())
+    if problem:
+        raise OcclumError(problem)
     doit_args = (["run"] + (["--always-execute"] if args.force else []) + ["build"]
                  + build_vars(args) + (["force=1"] if args.force else []))
     status = doit_main().run(doit_args)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .sgx.einit import EnclaveIdentity
 
 from .paths import (IMAGE_ROOT, IMAGE_ROOT_MAC, INITFS_ROOT, INITFS_ROOT_MAC, LAYOUT,
-                    RUN_OWNER, RUNTIME_MANIFEST, SIGSTRUCT, SYS_MAC, SYS_PROTECTED)
+                    RUN_OWNER, RUN_ROOT, RUNTIME_MANIFEST, SIGSTRUCT, SYS_MAC, SYS_PROTECTED)
 
 # The whole image is verified at launch when its node files hold at most this many
 # bytes: at ~260 MB/s (measured, integrity-only and AES-GCM alike) that is ~30 ms. A
@@ -156,7 +156,7 @@ def check_config(config: dict, instance: Path):
         if _canonical_mac(_read(instance, rel), rel) != mac:
             raise IntegrityError(f"{rel}: does not match the root MAC in the measured config")
     image_dir = Path(image_layer.get("source") or IMAGE_ROOT)
-    rw_dir = Path(rw_layer.get("source") or "run/mount/__ROOT")
+    rw_dir = Path(rw_layer.get("source") or RUN_ROOT)
     return image_mac, initfs_mac, encrypted, entry_points, image_dir, rw_dir
 
 
@@ -215,19 +215,6 @@ def open_verified_image(instance: Path, image_dir: Path, mac: bytes, key, verify
     else:
         image.listdir("/")  # the root directory's header and entries
     return image, verify
-
-
-def read_image_key_file(path) -> bytes:
-    """The key in an `--image-key` file (as `occlum gen-image-key` writes it)."""
-    from .image.keys import parse_image_key
-    try:
-        return parse_image_key(Path(path).read_text())
-    except FileNotFoundError:
-        raise OcclumError(f"--image-key {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OcclumError(f"--image-key {path}: cannot read it ({exc})") from None
-    except ValueError as exc:
-        raise OcclumError(f"--image-key {path}: {exc}") from None
 
 
 # --- the program, its arguments and environment ---------------------------------------
@@ -402,6 +389,7 @@ def run_in_enclave(path, args, *, image_key_file=None, instance_dir=None, host_e
     exit status; failures are one line on stderr (status 1, or 127 when the program
     cannot be started)."""
     try:
+        from .image.keys import read_image_key_file
         key = read_image_key_file(image_key_file) if image_key_file else None
         launch = prepare_launch(Path.cwd() if instance_dir is None else instance_dir, path,
                                 list(args), os.environ if host_env is None else host_env, key)

@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 
 import pytest
+
+from occlum_tasks.image.keys import read_image_key_file
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -424,7 +426,7 @@ def test_an_encrypted_image_needs_its_key(encrypted, tmp_path):
     inst, builtin, key_file = encrypted
     msg = refused(inst)
     assert msg.startswith("build/mount/__ROOT: the image is encrypted") and "--image-key" in msg
-    key = L.read_image_key_file(key_file)
+    key = read_image_key_file(key_file)
     assert prepare(inst, image_key=key).image.read("/bin/hello_world") == PROGRAM
     wrong = parse_image_key(generate_image_key())
     assert "does not match this image" in refused(inst, image_key=wrong)
@@ -432,7 +434,7 @@ def test_an_encrypted_image_needs_its_key(encrypted, tmp_path):
     bad = tmp_path / "bad_key"
     bad.write_text("not a key")
     with pytest.raises(OcclumError, match="--image-key .*bad_key: invalid image key"):
-        L.read_image_key_file(bad)
+        read_image_key_file(bad)
     assert L.run_in_enclave("/bin/hello_world", [], instance_dir=inst, host_env={},
                             image_key_file=bad) == 1
 

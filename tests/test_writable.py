@@ -705,28 +705,3 @@ def test_create_folder_states(tmp_path):
 
 
 # ---- throughput (printed, not asserted) ------------------------------------------------------------
-
-def test_throughput_16mib(tmp_path, capsys):
-    fs = open_writable(tmp_path / "rw", KEY)
-    ino = fs.create("/bench")
-    block = data(10, BLOCK_SIZE)
-    n = 4096
-    t0 = time.perf_counter()
-    for i in range(n):
-        fs.write(ino, i * BLOCK_SIZE, block)
-    fs.fsync(ino)
-    t1 = time.perf_counter()
-    for i in range(n):
-        assert len(fs.read(ino, i * BLOCK_SIZE, BLOCK_SIZE)) == BLOCK_SIZE
-    t2 = time.perf_counter()
-    fs.close()
-    fs = open_writable(tmp_path / "rw", KEY)
-    t3 = time.perf_counter()
-    for i in range(n):
-        fs.read(ino, i * BLOCK_SIZE, BLOCK_SIZE)
-    t4 = time.perf_counter()
-    fs.close()
-    mb = n * BLOCK_SIZE / 1e6
-    with capsys.disabled():
-        print(f"\nwritable layer, 16 MiB in 4 KiB calls: write+fsync {mb / (t1 - t0):.0f} MB/s, "
-              f"read (cached) {mb / (t2 - t1):.0f} MB/s, read after reopen {mb / (t4 - t3):.0f} MB/s")

@@ -15,6 +15,7 @@ import hmac
 import os
 import re
 import struct
+from pathlib import Path
 
 from .format import KEY_SIZE, MAC_SIZE, NODE_ID_SIZE
 
@@ -118,3 +119,17 @@ def superblock_salt(key, root_ref):
 def superblock_key(key, salt):
     """The superblock's sealing key (used with a zero nonce: one key per salt)."""
     return _prf(key, b"SEFS superblock key", salt)[:KEY_SIZE]
+
+
+def read_image_key_file(path) -> bytes:
+    """The key in an `--image-key` file (as `occlum gen-image-key` writes it); any
+    problem is one line naming the file."""
+    from ..errors import OcclumError
+    try:
+        return parse_image_key(Path(path).read_text())
+    except FileNotFoundError:
+        raise OcclumError(f"--image-key {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OcclumError(f"--image-key {path}: cannot read it ({exc})") from None
+    except ValueError as exc:
+        raise OcclumError(f"--image-key {path}: {exc}") from None

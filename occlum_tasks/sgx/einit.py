@@ -22,17 +22,18 @@ import hmac
 from dataclasses import dataclass, field
 
 from ..errors import IntegrityError, SignError
+from ..paths import LAYOUT, RUNTIME_MANIFEST, SIGSTRUCT, SYS_MAC, SYS_PROTECTED
 from .keys import PLATFORM_CPUSVN
 from .layout import EnclaveLayout
 from .measurement import measure
 
-# How messages name the inputs; launch passes paths relative to the instance.
+# How messages name the inputs: their paths relative to the instance folder.
 DEFAULT_NAMES = {
-    "sigstruct": "build/lib/enclave.sigstruct",
-    "layout": "build/lib/enclave.layout",
-    "manifest": "build/lib/runtime.manifest",
-    "config_mac": "build/.Occlum_sys.mac",
-    "config": "build/.Occlum_sys.json.protected",
+    "sigstruct": SIGSTRUCT.as_posix(),
+    "layout": LAYOUT.as_posix(),
+    "manifest": RUNTIME_MANIFEST.as_posix(),
+    "config_mac": SYS_MAC.as_posix(),
+    "config": SYS_PROTECTED.as_posix(),
 }
 MISCSELECT = 0          # the emulated enclave asks for no extra SSA information
 CONFIGID_SIZE = 64

@@ -31,11 +31,8 @@ class BuildOptions:
 
     def problem(self):
         """The first thing wrong with the options, as one line, or None."""
-        if self.sgx_mode == "HW":
-            return ("--sgx-mode HW: this emulated enclave runs without SGX hardware; "
-                    "build with --sgx-mode SIM (the default)")
-        if self.sgx_mode not in SGX_MODES:
-            return f"--sgx-mode {self.sgx_mode}: unknown mode; use SIM"
+        if sgx_mode_problem(self.sgx_mode):
+            return sgx_mode_problem(self.sgx_mode)
         if self.sign_tool and not self.sign_key:
             return "--sign-tool needs --sign-key naming the signer's public key (PEM)"
         if self.buildin_image_key and not self.image_key:
@@ -45,6 +42,15 @@ class BuildOptions:
             if path and not path.is_file():
                 return f"{flag} {path}: no such file"
         return None
+
+
+def sgx_mode_problem(mode):
+    if mode == "HW":
+        return ("--sgx-mode HW: this emulated enclave runs without SGX hardware; "
+                "build with --sgx-mode SIM (the default)")
+    if mode not in SGX_MODES:
+        return f"--sgx-mode {mode}: unknown mode; use SIM"
+    return None
 
 
 def _opt_flag(name):

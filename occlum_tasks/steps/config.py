@@ -5,13 +5,11 @@ import json
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from .. import SCHEMAS_DIR
 from ..errors import OcclumError
 from ..fsutil import write_atomic
 from .common import BuildOptions, existing, info, step_action
+from ..config import schema_path
 from ..paths import OCCLUM_JSON, RESOLVED_JSON
-
-SCHEMA = SCHEMAS_DIR / "occlum.schema.json"
 
 
 @step_action
@@ -35,7 +33,7 @@ def task_config():
     return {
         "doc": "validate Occlum.json into build/Occlum.resolved.json (defaults filled, sizes in bytes)",
         "actions": [resolve_config],
-        "file_dep": existing(OCCLUM_JSON, SCHEMA),
+        "file_dep": existing(OCCLUM_JSON, schema_path()),
         "targets": [str(RESOLVED_JSON)],
         # a bad option must stop the build here, before any other step runs
         "uptodate": [config_changed({"sgx_mode": opts.sgx_mode, "problem": opts.problem()})],

@@ -57,17 +57,12 @@ class Progress:
 
 def encode_tree(src, root, root_mac_file, cache, key_file, label, *, force=False,
                 file_mode=0o644):
-    from ..image.keys import format_mac, parse_image_key
+    from ..image.keys import format_mac, read_image_key_file
     from ..image.writer import build_image
     from ..errors import OcclumError
     if not src.is_dir():
         raise OcclumError(f"{src}/: no such folder; run `occlum init` to create it")
-    key = None
-    if key_file:
-        try:
-            key = parse_image_key(key_file.read_text())
-        except ValueError as err:
-            raise OcclumError(f"{key_file}: {err}") from None
+    key = read_image_key_file(key_file) if key_file else None
     start = time.perf_counter()
     stats = build_image(src, root, key=key, cache=cache, progress=Progress(label), force=force,
                         file_mode=file_mode)

@@ -27,12 +27,8 @@ def build_initfs():
     write_atomic(etc / "image_config.json",
                  json.dumps(image_config(opts), sort_keys=True) + "\n")
     if opts.buildin_image_key:
-        from ..image.keys import format_mac, parse_image_key
-        from ..errors import OcclumError
-        try:
-            key = parse_image_key(opts.image_key.read_text())
-        except ValueError as err:
-            raise OcclumError(f"{opts.image_key}: {err}") from None
+        from ..image.keys import format_mac, read_image_key_file
+        key = read_image_key_file(opts.image_key)
         write_atomic(etc / "image_key", format_mac(key) + "\n", mode=0o600)
     # a built-in key lies in plain text in initfs's node files: only the owner may read
     encode_tree(INITFS_SRC, INITFS_ROOT, INITFS_ROOT_MAC, None, None, "initfs",

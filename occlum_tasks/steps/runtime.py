@@ -4,14 +4,10 @@ runtime is a different enclave."""
 from doit.tools import config_changed
 
 # the hashing is shared with `occlum run`, which checks the code against the manifest
-from ..runtime_manifest import LIBOS_DIR, MANIFEST_HEADER, libos_sources, manifest_text, unicorn_version
+from ..runtime_manifest import libos_sources, manifest_text, unicorn_version
 from ..fsutil import write_atomic
 from .common import step_action
 from ..paths import RUNTIME_MANIFEST
-
-__all__ = ["LIBOS_DIR", "MANIFEST_HEADER", "libos_sources", "manifest_text", "task_runtime",
-           "unicorn_version", "write_manifest"]
-
 
 @step_action
 def write_manifest():

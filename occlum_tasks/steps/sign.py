@@ -2,6 +2,7 @@
 its SIGSTRUCT. Also keeps the writable layer run/ readable: it stays while the
 signer is unchanged and is moved aside when the signer changes (DESIGN.md 3)."""
 import json
+import os
 import time
 
 from doit.tools import config_changed
@@ -70,6 +71,8 @@ def task_sign():
                     + existing(opts.sign_key, opts.sign_tool),
         "targets": [str(SIGSTRUCT), str(LAYOUT)],
         "uptodate": [config_changed({"sign_key": str(opts.sign_key or ""),
-                                     "sign_tool": str(opts.sign_tool or "")})],
+                                     "sign_tool": str(opts.sign_tool or ""),
+                                     # it sets the SIGSTRUCT's DATE
+                                     "date": os.environ.get("SOURCE_DATE_EPOCH", "")})],
         "clean": True,
     }
