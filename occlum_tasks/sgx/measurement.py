@@ -55,6 +55,9 @@ def eadd_record(offset: int, flags: int) -> bytes:
     return EADD.pack({"tag": EADD_TAG, "offset": offset, "secinfo_flags": flags})
 
 
+EADD_RUN_PAGES = 65536
+
+
 def eadd_run(offset: int, pages: int, flags: int) -> bytes:
     """The EADD records of ``pages`` consecutive pages, built as one u64 array.
 
@@ -92,7 +95,10 @@ def measurement_stream(layout: EnclaveLayout, manifest: bytes,
             for offset, contents in layout.measured_pages(region, manifest, config_mac):
                 yield measured_page_records(offset, region.flags, contents)
         elif region.kind == ADDED:
-            yield eadd_run(region.offset, region.pages, region.flags)
+            # in runs of at most 4 MiB of records: a huge user space stays cheap in memory
+            for first in range(0, region.pages, EADD_RUN_PAGES):
+                pages = min(EADD_RUN_PAGES, region.pages - first)
+                yield eadd_run(region.offset + first * PAGE_SIZE, pages, region.flags)
         # guard and EDMM-reserved pages are not built at all, so not measured
 
 
