@@ -11,6 +11,12 @@ and a bare Unicorn harness, measured in one run and printed as one table with ra
   (f) for information, no goal: mmap + munmap between passes over a 4 MB working set
       (remap.c). Every change of Unicorn's memory map flushes its whole TLB, and the
       LibOS refills it through a Python callback (occlum_tasks/libos/cpu.py)
+  (g) posix_spawn + waitpid of a small program (procs.c spawn): goal <= 5 ms a spawn
+  (h) 64 MiB through a pipe between two processes, 64 KiB writes (procs.c pipe):
+      goal >= 500 MB/s
+  (i) for information: futex wake/wait round trips between two threads (procs.c futex)
+  (g)-(i) are timed by the program itself, natively and in the enclave (qemu-user and
+  the bare harness cannot run several processes).
 
 Every program is compiled once with occlum-gcc -O2 (a dynamic PIE, as Occlum runs
 them) and the same binary runs natively, under qemu-user (qemu-x86_64 with the musl
@@ -46,7 +52,8 @@ MUSL_LOADER = Path("/lib/ld-musl-x86_64.so.1")
 LIMITS = dict(user_space_size=256 << 20, default_stack_size=4 << 20, default_heap_size=32 << 20)
 
 # work sizes: (full run, quick run); the subtracted baseline runs with "0"
-WORK = {"alu": (100_000_000, 10_000_000), "sieve": (8, 1), "getppid": (300_000, 30_000), "remap": (1000, 100)}
+WORK = {"alu": (100_000_000, 10_000_000), "sieve": (8, 1), "getppid": (300_000, 30_000), "remap": (1000, 100),
+        "spawn": (200, 20), "pipe": (64, 16), "futex": (20_000, 2_000)}
 REMAP_PAGES = 1000
 FILEIO_MIB = 16
 E2E_RUNS = 7
@@ -205,7 +212,7 @@ def main():
     if not qemu:
         print("qemu-user not installed: apt-get install qemu-user")
         columns.remove("qemu-user")
-    binaries = compile_programs(["alu", "sieve", "getppid", "fileio", "hello_world", "remap"])
+    binaries = compile_programs(["alu", "sieve", "getppid", "fileio", "hello_world", "remap", "procs"])
 
     with tempfile.TemporaryDirectory(prefix="occlum-bench-libos-") as tmp:
         tmp = Path(tmp)
@@ -261,11 +268,60 @@ def main():
                      "(information)", "", "each mmap and munmap flushes Unicorn's TLB; the working set "
                                           "(1,000 pages) is then refilled through the LibOS's fill hook"))
 
+        rows.extend(procs_rows(ways, work, args.repeat))
+
     if "qemu-user" not in columns:
         for row in rows:
             row[1][1] = "-"                       # the qemu-user column, skipped
     print_table(rows)
     print(load_note() + " (after the run)")
+
+
+def _self_timed(ways, column, args, repeat):
+    """The figure a procs.c run prints (its second word), best of `repeat`, or None."""
+    way = ways.native if column == "native" else ways.enclave
+    figures = []
+    for _ in range(repeat):
+        result = way("procs", [str(a) for a in args])
+        if result.status != 0:
+            return None
+        try:
+            figures.append(float(result.output.split()[1]))
+        except (IndexError, ValueError):
+            return None
+    return figures
+
+
+def procs_rows(ways, work, repeat):
+    """(g) spawn, (h) pipe, (i) futex: rates measured by the program (procs.c)."""
+    rows = []
+    spawn = {c: _self_timed(ways, c, ["spawn", work["spawn"]], repeat) for c in ("native", "enclave")}
+    ms = {c: None if v is None else 1e3 / max(v) for c, v in spawn.items()}
+    rows.append(("(g) posix_spawn+wait, x%d" % work["spawn"],
+                 [_ms(ms.get(c)) if c in ms else "-" for c in COLUMNS],
+                 "%s native" % _x(ratio(ms["enclave"], ms["native"])), "<= 5 ms a spawn",
+                 verdict(ms["enclave"] is not None and ms["enclave"] <= 5), None))
+    pipe = {c: _self_timed(ways, c, ["pipe", work["pipe"]], repeat) for c in ("native", "enclave")}
+    mbs = {c: None if v is None else max(v) for c, v in pipe.items()}
+    rows.append(("(h) pipe, %d MiB between 2 processes" % work["pipe"],
+                 [_mbs(mbs.get(c)) if c in mbs else "-" for c in COLUMNS],
+                 "%s native's rate" % _x(ratio(mbs["enclave"], mbs["native"])), ">= 500 MB/s",
+                 verdict(mbs["enclave"] is not None and mbs["enclave"] >= 500), None))
+    futex = {c: _self_timed(ways, c, ["futex", work["futex"]], repeat) for c in ("native", "enclave")}
+    trips = {c: None if v is None else max(v) for c, v in futex.items()}
+    rows.append(("(i) futex ping-pong, %s round trips" % "{:,}".format(work["futex"]),
+                 [fmt_rate(trips.get(c)) if c in trips else "-" for c in COLUMNS],
+                 "%s native's rate" % _x(ratio(trips["enclave"], trips["native"])), "(information)", "",
+                 "each round trip is two thread switches (emu_stop, context save/restore, emu_start)"))
+    return rows
+
+
+def _ms(value):
+    return "failed" if value is None else "%.2f ms" % value
+
+
+def _mbs(value):
+    return "failed" if value is None else "%.0f MB/s" % value
 
 
 def _x(value):

@@ -59,7 +59,10 @@ _lib = _binding.uclib
 _raw = ctypes.CDLL(_lib._name)
 _raw.uc_reg_read_batch.restype = ctypes.c_int
 _raw.uc_reg_write.restype = ctypes.c_int
+_raw.uc_reg_read.restype = ctypes.c_int
 _raw.uc_ctl.restype = ctypes.c_int
+_raw.uc_context_save.restype = ctypes.c_int
+_raw.uc_context_restore.restype = ctypes.c_int
 
 PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, ucc.UC_PROT_READ, ucc.UC_PROT_WRITE, ucc.UC_PROT_EXEC
 
@@ -175,6 +178,10 @@ class Cpu:
         self._add_hook(ucc.UC_HOOK_INTR, _INTR_CB(self._intr_hook))
         # Faults come from the fill hook: never add a UC_HOOK_MEM_* hook, not even a
         # bounded one over user space, or every store there is back on the slow path.
+        # set by the scheduler's watchdog: leave the CPU at the next precise point
+        # (a system call, or a TLB fill, which is then refused and retried)
+        self.preempt_request = [False]
+        self._preempted = False
         self._add_hook(ucc.UC_HOOK_TLB_FILL, _TLB_FILL_CB(self._make_tlb_fill()))
 
     # ---- hooks ----------------------------------------------------------------
@@ -207,8 +214,14 @@ class Cpu:
         mask = (1 << 64) - 1
         stop = self.stop
 
+        preempt = self.preempt_request
+
         def on_syscall(_uc, _data):
             # RIP still points at `syscall` here; Unicorn adds 2 after we return
+            if preempt[0]:
+                # the watchdog asked: leave the CPU after this call (a precise point)
+                preempt[0] = False
+                stop()
             read_batch(uch, ids, ptrs, count)
             args = tolist()
             try:
@@ -255,9 +268,18 @@ class Cpu:
         entry_words = (ctypes.c_uint64 * 2).from_address     # paddr, then perms (+ padding)
         flush, uch, flush_code = _raw.uc_ctl, ctypes.c_void_p(self._uch.value), _CTL_TLB_FLUSH
         regrow, fills = TLB_REGROW_FILLS, self._fills
+        preempt = self.preempt_request
 
         def on_tlb_fill(_uc, vaddr, access, entry, _data):
             try:
+                if preempt[0] and not self._host_op:
+                    # Preemption at a precise point: refusing the fill raises an MMU
+                    # exception before the access, with the state restored to the
+                    # start of the instruction; `run` reports a plain stop and the
+                    # instruction runs again when the thread resumes.
+                    preempt[0] = False
+                    self._preempted = True
+                    return False
                 fills[0] += 1
                 fills[1] += 1
                 if fills[1] >= regrow:
@@ -302,7 +324,10 @@ class Cpu:
     def run(self, pc: int) -> Stop:
         """Run from `pc` until the LibOS calls `stop` or the guest faults."""
         self._fault = self._intno = self._stop_reason = None
+        self._preempted = False
         err = _lib.uc_emu_start(self._uch, pc, 0, 0, 0)
+        if self._preempted and err in _MEMORY_ERRORS:
+            return _STOPPED
         if self._stop_reason is not None:
             return self._stop_reason
         if self._intno is not None:
@@ -318,13 +343,84 @@ class Cpu:
         # emulation ended without anyone asking (e.g. HLT): Linux sends SIGSEGV
         return Stop("fault", SIGSEGV, 0, "the CPU halted at rip %#x" % self.pc)
 
+    @property
+    def preempted(self) -> bool:
+        """The last `run` ended on a refused TLB fill (preemption mid-instruction)."""
+        return self._preempted
+
     def stop(self, reason: Stop = None) -> None:
         """Make `run` return (with `reason`, default 'stopped') once the current
         instruction or hook is done."""
         self._stop_reason = reason or _STOPPED
         _lib.uc_emu_stop(self._uch)
 
+    # ---- thread contexts ----------------------------------------------------------
+    # A thread off the CPU is a Unicorn context: every register, FS base included.
+    # Measured: save + restore through the raw library 1.4 us, against 3-6 us for
+    # each single register through the binding (a batched save of the GPRs, RIP,
+    # RFLAGS, FS base and the SSE state would cost several times more).
+    def new_context(self):
+        ctx = ctypes.c_void_p()
+        err = _lib.uc_context_alloc(self._uch, ctypes.byref(ctx))
+        if err != ucc.UC_ERR_OK:
+            raise UcError(err)
+        return ctx
+
+    def save_context(self, ctx) -> None:
+        _raw.uc_context_save(ctypes.c_void_p(self._uch.value), ctx)
+
+    def restore_context(self, ctx) -> None:
+        _raw.uc_context_restore(ctypes.c_void_p(self._uch.value), ctx)
+
+    @staticmethod
+    def free_context(ctx) -> None:
+        if ctx:
+            _lib.uc_context_free(ctx)
+
+    def stop_from_host_thread(self) -> None:
+        """Preemption, from the watchdog thread while the guest runs (the GIL is
+        released inside emu_start): `run` returns 'stopped'.
+
+        A last resort: on unicorn 2.1.4 an emu_stop from another thread is not
+        precise. When it lands in a memory slow path (a store helper), Unicorn
+        leaves with the registers restored to the start of an instruction whose
+        store has already happened, and resuming runs that instruction again: an
+        `add [mem], 1` counts twice (bench: a bare Unicorn loop stopped every 1 ms
+        over-counted 13,702 times in 15,000 stops; copy loops in the LibOS lost
+        bytes). Cutting a slice at a block boundary is exact. The scheduler
+        therefore asks for a precise point first (preempt_request: the next system
+        call or TLB fill) and uses this only for a thread that made neither for
+        several ticks, i.e. one running hot code whose stores are inline."""
+        if self._stop_reason is None:       # never hide a fault or a LibOS error
+            self._stop_reason = _STOPPED
+        _lib.uc_emu_stop(self._uch)
+
     # ---- registers ----------------------------------------------------------------
+    # RIP and RAX through the raw library (~0.5 us against 3-6 us through the
+    # binding): the scheduler reads and writes them at every thread switch.
+    def _raw_reg(self):
+        cell = getattr(self, "_cell", None)
+        if cell is None:
+            value = ctypes.c_uint64()
+            cell = self._cell = (ctypes.c_void_p(self._uch.value), value, ctypes.byref(value),
+                                 ctypes.c_int(x86.UC_X86_REG_RIP), ctypes.c_int(x86.UC_X86_REG_RAX))
+        return cell
+
+    def get_pc(self) -> int:
+        uch, value, ref, rip, _ = self._raw_reg()
+        _raw.uc_reg_read(uch, rip, ref)
+        return value.value
+
+    def set_pc(self, pc: int) -> None:
+        uch, value, ref, rip, _ = self._raw_reg()
+        value.value = pc
+        _raw.uc_reg_write(uch, rip, ref)
+
+    def set_rax(self, result: int) -> None:
+        uch, value, ref, _, rax = self._raw_reg()
+        value.value = result & 0xFFFFFFFFFFFFFFFF
+        _raw.uc_reg_write(uch, rax, ref)
+
     def reg_read(self, reg: int) -> int:
         return self._uc.reg_read(reg)
 

@@ -9,13 +9,14 @@ import os
 import traceback
 
 from . import fs, log, sched, vm
-from .cpu import Cpu
+from .cpu import SIGINT, Cpu, Stop
 from .process import current, lifecycle
 from .process.loader import ExecError
 from .process.task import Limits
 from .syscall import dispatch, table
 
 EXIT_CANNOT_START = 127
+SIGKILL = 9
 
 
 def run_program(mounts, path, argv, envp, *, user_space_size, default_stack_size,
@@ -40,7 +41,7 @@ def run_program(mounts, path, argv, envp, *, user_space_size, default_stack_size
         fs.boot(mounts, stdio[2])
         for warning in mounts.warnings:
             log.warn("%s", warning)
-        lifecycle.boot(Limits(user_space_size, default_stack_size, default_heap_size, max_num_of_threads))
+        lifecycle.boot(Limits(user_space_size, default_stack_size, default_heap_size, max_num_of_threads), stdio[2])
         dispatch.Dispatcher(table.build()).install(cpu)
         try:
             view = fs.new_fs_view()
@@ -54,22 +55,46 @@ def run_program(mounts, path, argv, envp, *, user_space_size, default_stack_size
             if log.level >= log.DEBUG:
                 _say(stdio[2], traceback.format_exc().rstrip())
             return EXIT_CANNOT_START
-        thread = process.threads[0]
-        stop = sched.run(thread)
-        if not process.exited:
-            log.set_context(thread.tid, thread.sys_round, "-")
-            lifecycle.kill(process, stop.signal, stop.message, stdio[2])
+        _run(process, stdio[2])
         status = lifecycle.exit_code(process.exit_status)
         log.info("pid %d exited with status %d", process.pid, status)
         return status
     finally:
         if process is not None:
-            lifecycle.release(process)
-        lifecycle.shutdown()
+            lifecycle.release_all()
         sched.shutdown()
+        lifecycle.shutdown()
         vm.shutdown()
         current.set(None)
         fs.shutdown()           # last: it commits the writable layers, and may fail
+
+
+def _run(init, stderr_fd) -> None:
+    """Run every thread until the first process (init) ends; the others are killed
+    with it, and the run's status is init's."""
+
+    def on_stop(thread, stop):
+        log.set_context(thread.tid, thread.sys_round, "-")
+        if stop.kind == "interrupted":
+            return stop                 # Ctrl-C on the host ends the run
+        lifecycle.kill(thread.process, stop.signal, stop.message, stderr_fd)
+        return None
+
+    try:
+        final = sched.run(lambda: init.exited, on_stop)
+    except sched.Deadlock:
+        # every thread waits on something only another thread could do: say who waits
+        # on what, and end the run as if killed (SIGKILL) instead of hanging forever
+        _say(stderr_fd, "occlum-py: deadlock: no thread can run and none can be woken")
+        for thread, what in sched.blocked_report():
+            _say(stderr_fd, "occlum-py:   tid %d (pid %d %s) waits on %s"
+                 % (thread.tid, thread.process.pid, thread.process.path, what))
+        lifecycle.terminate_by_signal(init, SIGKILL)
+        return
+    except KeyboardInterrupt:
+        final = Stop("interrupted", SIGINT, 0, "interrupted")
+    if final is not None and not init.exited:
+        lifecycle.kill(init, final.signal, final.message, stderr_fd)
 
 
 def _say(fd: int, line: str) -> None:

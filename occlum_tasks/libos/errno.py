@@ -41,6 +41,7 @@ ENOTEMPTY = 39
 ELOOP = 40
 ENOTSUP = 95
 EOVERFLOW = 75
+ETIMEDOUT = 110
 
 NAMES = {v: k for k, v in globals().items() if k.startswith("E") and isinstance(v, int)}
 

@@ -25,6 +25,16 @@ sys_round = 0
 syscall = "-"
 
 
+_once = set()
+
+
+def warn_once(key, msg: str, *args) -> None:
+    """A warning written once per run for each key (unsupported features)."""
+    if key not in _once:
+        _once.add(key)
+        warn(msg, *args)
+
+
 def parse_level(value) -> int:
     """Occlum's rule: case-insensitive names; anything else (or unset) is off."""
     if not value:
@@ -41,6 +51,7 @@ def configure(value=None, *, fd: int = 2, cap: int = TRACE) -> int:
         value = os.environ.get("OCCLUM_LOG_LEVEL")
     level = min(parse_level(value), cap)
     _fd = fd
+    _once.clear()
     try:
         _colour = os.isatty(fd)
     except OSError:

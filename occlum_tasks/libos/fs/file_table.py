@@ -94,6 +94,14 @@ class FileTable:
             if fd in self._files:
                 self.close(fd)
 
+    def duplicate(self):
+        """A copy for a new process (clone without CLONE_FILES): every descriptor,
+        its close-on-exec flag included, sharing the open file descriptions."""
+        child = FileTable()
+        for fd, file in self._files.items():
+            child._install(fd, file, fd in self._cloexec)
+        return child
+
     def inherit(self):
         """The child's table at spawn: every descriptor not marked close-on-exec,
         sharing its open file description."""

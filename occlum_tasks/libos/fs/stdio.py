@@ -5,7 +5,9 @@ so a program sees ENOTTY exactly when its stream is not a terminal.
 """
 import fcntl
 import os
+import select
 
+from .. import sched
 from ..errno import EINVAL, ENOTTY, ESPIPE, SysError
 from .vfs import Handle, Inode, Metadata
 
@@ -16,8 +18,16 @@ NAMES = ("stdin", "stdout", "stderr")
 
 
 def host_read(host_fd: int, buf) -> int:
-    """The one place the LibOS waits for host input (stdin). It blocks the enclave for
-    now; the scheduler will make it park only the reading thread."""
+    """The one place the LibOS waits for host input (stdin). A thread alone in the
+    enclave reads directly; otherwise, with no input ready, it parks and the scheduler
+    selects on the descriptor while the other threads run."""
+    if not sched.alone():
+        try:
+            ready = select.select([host_fd], [], [], 0)[0]
+        except (OSError, ValueError):
+            ready = True          # let the read report the error
+        if not ready:
+            raise sched.Block(host_read=(host_fd,), what="host input on descriptor %d" % host_fd)
     try:
         return os.readv(host_fd, [buf])
     except OSError as exc:

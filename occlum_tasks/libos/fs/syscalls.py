@@ -8,6 +8,7 @@ VMAs), and the handle reads into it or writes from it directly.
 """
 import struct
 
+from .. import sched
 from ..errno import EBADF, EINVAL, ENOTDIR, ENOTSUP, ENOTTY, SysError
 from ..process import current
 from ..syscall.args import s32, s64, u32
@@ -75,7 +76,12 @@ def sys_readv(fd, iov, iovcnt):
     views = [user_mem.view(base, length, writable=True) for base, length in _iovecs(iov, iovcnt) if length]
     total = 0
     for view in views:
-        n = file.read(view)
+        try:
+            n = file.read(view)
+        except sched.Block:
+            if total:
+                break       # what was read is returned; waiting would lose it on the re-run
+            raise
         total += n
         if n < len(view):
             break           # a short read: what follows would block or is past the end
@@ -171,7 +177,12 @@ def sys_sendfile(out_fd, in_fd, offset_ptr, count):
     buf = bytearray(min(count, SENDFILE_CHUNK))
     while done < count:
         view = memoryview(buf)[:min(len(buf), count - done)]
-        n = in_file.read(view) if offset is None else in_file.pread(view, offset + done)
+        try:
+            n = in_file.read(view) if offset is None else in_file.pread(view, offset + done)
+        except sched.Block:
+            if done:
+                break       # a pipe ran dry: return what was sent rather than wait
+            raise
         if n == 0:
             break
         written = out_file.write(view[:n])

@@ -25,8 +25,14 @@ class Limits:
 
 class Process:
     def __init__(self, pid, ppid, path, argv, vm, files, limits, fs=None):
+        from ..sched import WaitQueue
         self.pid, self.ppid, self.path, self.argv = pid, ppid, path, list(argv)
+        self.pgid = self.sid = pid
         self.vm = vm
+        self.vm_owned = True         # False while a vfork child runs in its parent's memory
+        self.child_wait = WaitQueue("wait4 in pid %d" % pid)   # a child changed state
+        self.vfork_wait = None       # the vfork parent waits here until exec or exit
+        self.limits = limits
         self.files = files
         self.fs = fs
         self.threads = []
@@ -53,10 +59,20 @@ class Thread:
         self.robust_list = (0, 0)
         self.sys_round = 0           # system calls made, for the log lines' #<round>
         self.exited = False
-        # the saved context while not on the CPU
-        self.pc = 0
-        self.sp = 0
-        self.fs_base = 0
+        # the scheduler's: see sched/__init__.py and sched/wait.py
+        self.state = None
+        self.ctx = None              # the saved CPU context while off the CPU
+        self.pending_regs = None     # registers to set when it next runs (new thread, execve)
+        self.wait = None             # the Block it is parked on
+        self.parked_now = False
+        self.restart = None
+        self.timed_out = False
+        self.resume_result = None
+        self.futex_bitset = 0
+        self.at_syscall = False      # its saved context is at a system call boundary
+
+    def __repr__(self):
+        return "Thread(%d of pid %d)" % (self.tid, self.process.pid)
 
 
 class ProcessTable:
@@ -66,6 +82,7 @@ class ProcessTable:
         self.max_threads = max_num_of_threads
         self.processes = {}
         self.threads = {}
+        self.futexes = {}            # user address -> WaitQueue (process/futex.py)
         self._next_id = 1
 
     def _new_id(self) -> int:
@@ -93,3 +110,8 @@ class ProcessTable:
 
     def remove_thread(self, thread) -> None:
         self.threads.pop(thread.tid, None)
+        if thread in thread.process.threads:
+            thread.process.threads.remove(thread)
+
+    def children_of(self, process):
+        return [p for p in self.processes.values() if p.ppid == process.pid and p is not process]

@@ -9,7 +9,7 @@ import traceback
 
 from unicorn import UcError
 
-from .. import log
+from .. import log, sched
 from ..errno import EFAULT, EIO, ENOSYS, NAMES as ERRNO_NAMES, SysError
 from ..process import current
 from . import trace
@@ -46,6 +46,9 @@ class Dispatcher:
         """The result of a call whose handler raised."""
         if isinstance(exc, SysError):
             return -exc.errno
+        if isinstance(exc, sched.Block):
+            sched.park(exc)              # RAX untouched: the call runs again or gets its result
+            return None
         if not isinstance(exc, Exception):
             raise exc                     # KeyboardInterrupt and the like stop the run
         if isinstance(exc, IndexError) and args[0] >= self.size:

@@ -6,6 +6,7 @@ returns the result (or -errno), raises errno.SysError, or returns None to leave 
 untouched (a call that does not return, like exit_group).
 """
 from ..fs import syscalls as fs_syscalls
+from ..ipc import syscalls as ipc_syscalls
 from ..misc import syscalls as misc_syscalls
 from ..process import syscalls as process_syscalls
 from ..signal import syscalls as signal_syscalls
@@ -14,7 +15,7 @@ from ..vm import syscalls as vm_syscalls
 from .numbers import MAX_NR, NUMBERS
 
 SUBSYSTEMS = (vm_syscalls, process_syscalls, fs_syscalls, time_syscalls, misc_syscalls,
-              signal_syscalls)
+              signal_syscalls, ipc_syscalls)
 
 
 def build():

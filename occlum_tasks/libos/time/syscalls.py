@@ -1,6 +1,7 @@
 """Clocks and sleeping, from the host (as Occlum, which asks the untrusted host)."""
 import time
 
+from .. import sched
 from ..errno import EINVAL, SysError
 from ..syscall.args import s32, s64
 from ..vm import user_mem
@@ -64,15 +65,21 @@ def _read_timespec(addr):
 
 
 def _sleep_ns(ns):
-    # one thread so far: sleeping on the host blocks nothing else of the enclave
-    if ns > 0:
+    """Sleep `ns`: on the host when the thread is alone in the enclave (nothing else
+    to run), else parked with a deadline while the others run."""
+    if ns <= 0:
+        return
+    if sched.alone():
         time.sleep(ns / 1e9)
+        return
+    raise sched.Block((), time.monotonic_ns() + ns, timeout_result=0, what="a sleep")
 
 
 def sys_nanosleep(req, rem):
-    _sleep_ns(_read_timespec(req))
+    ns = _read_timespec(req)
     if rem:
         _write_timespec(rem, 0)
+    _sleep_ns(ns)
     return 0
 
 

@@ -68,3 +68,9 @@ def read_cstring(addr: int, limit: int = 4096) -> bytes:
             return bytes(out)
         out += data
     raise SysError(ENAMETOOLONG)
+
+
+def is_guest_memory(view) -> bool:
+    """Whether `view` is a window on guest memory (from `view`), not a LibOS buffer:
+    a pipe may then fill it for a blocked reader directly."""
+    return isinstance(view, memoryview) and view.obj is _space_of().mem.obj
