@@ -312,7 +312,7 @@ def procs_rows(ways, work, repeat):
     rows.append(("(i) futex ping-pong, %s round trips" % "{:,}".format(work["futex"]),
                  [fmt_rate(trips.get(c)) if c in trips else "-" for c in COLUMNS],
                  "%s native's rate" % _x(ratio(trips["enclave"], trips["native"])), "(information)", "",
-                 "each round trip is two thread switches (emu_stop, context save/restore, emu_start)"))
+                 "each round trip is two thread switches, made inside the SYSCALL hook (context save + restore, no emu_stop)"))
     return rows
 
 
