@@ -12,6 +12,7 @@ is kept by its parent: data and index blocks by an index entry, a node header by
 directory entry that names it, the root directory by the superblock, the superblock by
 the root MAC that the build puts into the enclave's configuration.
 """
+import stat as _stat
 import struct
 
 BLOCK_SIZE = 4096
@@ -252,3 +253,12 @@ def parse_dirents(data):
         out.append((name, NODE_REF.unpack(data, pos + DIRENT_HEAD.size)))
         prev, pos = name, pos + rec_len
     return out
+
+
+def kind_name(mode):
+    """How error messages call a node of this mode."""
+    if _stat.S_ISDIR(mode):
+        return "directory"
+    if _stat.S_ISLNK(mode):
+        return "symlink"
+    return "file"

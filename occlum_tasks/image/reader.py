@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ..errors import IntegrityError
 from . import keys as K
+from .format import kind_name
 from .format import (
     BLOCK_SIZE, ENTRIES_PER_INDEX, ENTRY_SIZE, ENTRY_UNPACK_FROM, FLAG_ENCRYPTED,
     FORMAT_VERSION, HEADER_ENTRIES_OFFSET, KIND_DATA, KIND_HEADER, KIND_INDEX,
@@ -59,14 +60,6 @@ class VerifyReport:
     dirs: int = 0
     symlinks: int = 0
     bytes: int = 0      # data bytes of regular files
-
-
-def _kind(mode):
-    if st_mod.S_ISDIR(mode):
-        return "directory"
-    if st_mod.S_ISLNK(mode):
-        return "symlink"
-    return "file"
 
 
 class _Node:
@@ -151,7 +144,7 @@ class Image:
         node = self._headers.get(path)
         if node is not None:
             return node
-        shown, kind = self._show(path), _kind(ref["mode"])
+        shown, kind = self._show(path), kind_name(ref["mode"])
         fname = ref["node_name"].hex()
         fd, problem = None, None
         try:
@@ -211,7 +204,7 @@ class Image:
         try:
             return os.open(node.file, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
-            problem = (f"node file {node.ref['node_name'].hex()} of {_kind(node.hdr['mode'])} "
+            problem = (f"node file {node.ref['node_name'].hex()} of {kind_name(node.hdr['mode'])} "
                        f"{self._show(node.path)} " + ("is missing" if e.errno == errno.ENOENT
                                                       else f"cannot be read ({e.strerror})"))
         self._fail(problem)
@@ -231,7 +224,7 @@ class Image:
         shown = self._show(node.path)
         if st_mod.S_ISREG(node.hdr["mode"]):
             return f"block {i} of {shown}"
-        return f"block {i} of {_kind(node.hdr['mode'])} {shown}"
+        return f"block {i} of {kind_name(node.hdr['mode'])} {shown}"
 
     def _entries(self, node, fd, level, first, count, memo):
         """Entries [first, first+count) of the blocks at `level`, parents checked on the way."""
@@ -401,7 +394,7 @@ class Image:
             node = self._node(p, ref)
             name = ref["node_name"].hex()
             if name in report.nodes:
-                self._fail(f"{_kind(ref['mode'])} {self._show(p)} shares node file {name} "
+                self._fail(f"{kind_name(ref['mode'])} {self._show(p)} shares node file {name} "
                            f"with {self._show(os.fsencode(report.nodes[name]))}")
             report.nodes[name] = os.fsdecode(p)
             mode = node.hdr["mode"]

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ..errors import IntegrityError
 from . import keys as K
 from . import writable_format as WF
+from .format import kind_name
 from .format import (
     BLOCK_SIZE, FORMAT_VERSION, KEY_SIZE, KIND_DATA, KIND_HEADER, KIND_SUPERBLOCK, NODE_NAME_HEX,
     NODE_REF, POSITION_PACK, SUPERBLOCK, SUPERBLOCK_AAD_END, SUPERBLOCK_FILE, SUPERBLOCK_MAGIC,
@@ -54,14 +55,6 @@ _FILE_TYPES = (st_mod.S_IFREG, st_mod.S_IFDIR, st_mod.S_IFLNK)
 _fork = [0]
 os.register_at_fork(after_in_child=lambda: _fork.__setitem__(0, _fork[0] + 1))
 _POOL = 12 * 4096
-
-
-def _kind(mode):
-    if st_mod.S_ISDIR(mode):
-        return "directory"
-    if st_mod.S_ISLNK(mode):
-        return "symlink"
-    return "file"
 
 
 class Store(BlockIO):
@@ -101,7 +94,7 @@ class Store(BlockIO):
         shown = os.fsdecode(path) if path is not None else f"(inode {node.ino})"
         if not shown.isprintable():
             shown = shown.encode("unicode_escape", "backslashreplace").decode()
-        return f"{_kind(node.mode)} {shown}"
+        return f"{kind_name(node.mode)} {shown}"
 
     def malformed(self, node, problem):
         self.fail(f"{self.describe(node)} is malformed: {problem}")
