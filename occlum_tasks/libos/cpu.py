@@ -52,6 +52,8 @@ from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 from unicorn.unicorn_py3 import unicorn as _binding
 
+from .cpuid import cpuid_table
+
 _lib = _binding.uclib
 # The same library through a second handle whose functions have no argtypes: called
 # only with ctypes instances, a call skips argument conversion (0.6 us instead of 1.3 us
@@ -111,31 +113,6 @@ _VECTORS = {0: (SIGFPE, "divide error"), 1: (SIGTRAP, "debug trap"), 3: (SIGTRAP
             19: (SIGFPE, "SIMD floating point")}
 
 
-def _cpuid_table():
-    """The CPU the guest sees: SSE up to 4.2, AES, PCLMUL, POPCNT, BMI1/2, RDRAND, no
-    AVX/AVX2/FMA/XSAVE, so that libc IFUNCs pick paths Unicorn implements."""
-    brand = b"occlum-py emulated x86-64 (unicorn)".ljust(48, b"\0")
-    words = [int.from_bytes(brand[i:i + 4], "little") for i in range(0, 48, 4)]
-    sse = (1 << 0) | (1 << 1) | (1 << 9) | (1 << 13) | (1 << 19) | (1 << 20) | (1 << 22) | (1 << 23) \
-        | (1 << 25) | (1 << 30) | (1 << 31)   # SSE3 PCLMUL SSSE3 CX16 SSE4.1/2 MOVBE POPCNT AES RDRAND HV
-    return {
-        (0, 0): (7, 0x756E6547, 0x6C65746E, 0x49656E69),           # max leaf 7, GenuineIntel
-        (1, 0): (0x000206C2, 0x00010800, sse, 0x078BFBFD),          # family 6 model 0x2c
-        (2, 0): (0x00000001, 0, 0, 0x002C307D),                     # cache descriptors
-        (4, 0): (0x121, 0x01C0003F, 63, 0),                          # L1d 32K 8-way
-        (4, 1): (0x122, 0x01C0003F, 63, 0),                          # L1i 32K
-        (4, 2): (0x143, 0x01C0003F, 511, 0),                         # L2 256K
-        (4, 3): (0x163, 0x03C0003F, 8191, 0),                        # L3 8M 16-way
-        (7, 0): (0, (1 << 3) | (1 << 8) | (1 << 9), 0, 0),           # BMI1 BMI2 ERMS
-        (0x80000000, 0): (0x80000008, 0, 0, 0),
-        (0x80000001, 0): (0, 0, (1 << 0) | (1 << 5), (1 << 11) | (1 << 20) | (1 << 29)),  # LAHF LZCNT; SYSCALL NX LM
-        (0x80000002, 0): tuple(words[0:4]), (0x80000003, 0): tuple(words[4:8]),
-        (0x80000004, 0): tuple(words[8:12]),
-        (0x80000006, 0): (0, 0, 0x01006040, 0),
-        (0x80000008, 0): (0x00003028, 0, 0, 0),
-    }
-
-
 class Stop:
     """Why `Cpu.run` returned: 'stopped' (asked by the LibOS); 'fault' (the guest
     faulted), 'interrupted' (Ctrl-C in the host) or 'internal' (a LibOS failure), each
@@ -173,7 +150,7 @@ class Cpu:
         self._arg_ids = (ctypes.c_int * 7)(*_ARG_REGS)
         self._args = (ctypes.c_uint64 * 7)()
         self._arg_ptrs = (ctypes.c_void_p * 7)(*[ctypes.addressof(self._args) + 8 * i for i in range(7)])
-        self._cpuid = _cpuid_table()
+        self._cpuid = cpuid_table()
         self._add_hook(ucc.UC_HOOK_INSN, _CPUID_CB(self._cpuid_hook), x86.UC_X86_INS_CPUID)
         self._add_hook(ucc.UC_HOOK_INTR, _INTR_CB(self._intr_hook))
         # Faults come from the fill hook: never add a UC_HOOK_MEM_* hook, not even a
@@ -194,13 +171,15 @@ class Cpu:
             raise UcError(err)
         self._keep.append(cfunc)
 
-    def set_syscall_table(self, table, on_error) -> None:
+    def set_syscall_table(self, table, on_error, armed=(False,), after=None) -> None:
         """Route SYSCALL to `table[rax] = (handler, 1 + nargs)`: the handler gets the
         argument registers (rdi, rsi, rdx, r10, r8, r9; as many as it takes) and returns
         the value for RAX (negative numbers wrap, as the kernel's -errno do) or None to
         leave RAX alone. If the lookup or the handler raises, `on_error(args, exc)`
         (args = [rax, rdi, ...]) gives the result instead; it must not raise.
-        The dispatch is inlined here: one Python frame less per call."""
+        The dispatch is inlined here: one Python frame less per call. `after()` runs
+        after a call whenever `armed[0]` holds (signals pending: one index test per
+        call otherwise)."""
         # every argument pre-built as a ctypes instance, for the argtype-less calls
         uch = ctypes.c_void_p(self._uch.value)
         read_batch, ids, ptrs = _raw.uc_reg_read_batch, ctypes.c_void_p(ctypes.addressof(self._arg_ids)), \
@@ -239,6 +218,11 @@ class Cpu:
             if result is not None:
                 words[0] = result & mask
                 write(uch, rax_id, rax_ptr)
+            if armed[0]:
+                try:
+                    after()
+                except BaseException as fatal:  # noqa: BLE001
+                    stop(Stop("internal", SIGSEGV, 0, "LibOS error delivering a signal: %r" % (fatal,)))
 
         self._add_hook(ucc.UC_HOOK_INSN, _SYSCALL_CB(on_syscall), x86.UC_X86_INS_SYSCALL)
 

@@ -13,6 +13,7 @@ from .cpu import SIGINT, Cpu, Stop
 from .process import current, lifecycle
 from .process.loader import ExecError
 from .process.task import Limits
+from .signal import delivery, host
 from .syscall import dispatch, table
 
 EXIT_CANNOT_START = 127
@@ -77,11 +78,16 @@ def _run(init, stderr_fd) -> None:
         log.set_context(thread.tid, thread.sys_round, "-")
         if stop.kind == "interrupted":
             return stop                 # Ctrl-C on the host ends the run
+        # a protection fault (the page is mapped) is SEGV_ACCERR, others SEGV_MAPERR
+        access_error = "protected" in stop.message or "non-executable" in stop.message
+        if stop.kind == "fault" and delivery.deliver_fault(thread, stop.signal, stop.address, access_error):
+            return None                 # the handler runs; the thread stays runnable
         lifecycle.kill(thread.process, stop.signal, stop.message, stderr_fd)
         return None
 
     try:
-        final = sched.run(lambda: init.exited, on_stop)
+        with host.forwarding():          # the host's SIGINT/SIGTERM go to init
+            final = sched.run(lambda: init.exited, on_stop)
     except sched.Deadlock:
         # every thread waits on something only another thread could do: say who waits
         # on what, and end the run as if killed (SIGKILL) instead of hanging forever

@@ -261,10 +261,10 @@ def _bits(value, names):
 
 
 def _cpuid_table():
-    # The table cpu.py answers the guest's CPUID from; read here so that the two can
-    # never disagree (cpu.py has no public accessor for it yet).
-    from .. import cpu
-    return cpu._cpuid_table()
+    # The table the CPU answers the guest's CPUID from; read here so that the two can
+    # never disagree.
+    from .. import cpuid
+    return cpuid.cpuid_table()
 
 
 def cpuinfo() -> bytes:

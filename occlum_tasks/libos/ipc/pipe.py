@@ -173,7 +173,8 @@ class WriteEnd(_End):
                 if done:
                     return done
                 raise SysError(EAGAIN)
-            block = sched.Block([pipe.write_wait], restart=(self, done))
+            # interrupted by a handler: the bytes already written, if any (as Linux)
+            block = sched.Block([pipe.write_wait], restart=(self, done), partial=_bytes_done)
             if user_mem.is_guest_memory(data):
                 pipe.waiting_writers.append([current.thread, block, data, done])
             raise block
@@ -192,6 +193,10 @@ class WriteEnd(_End):
         pipe.writers -= 1
         if pipe.writers == 0:
             pipe.read_wait.wake_all()        # readers now see the end of the file
+
+
+def _bytes_done(state):
+    return state[1] if state and state[1] else None
 
 
 def _give_to_reader(pipe, data, done, want) -> int:

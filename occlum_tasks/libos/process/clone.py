@@ -102,7 +102,7 @@ def _new_process(flags, stack, parent_tid, child_tid, tls):
     if flags & CLONE_VFORK:
         child.vfork_wait = sched.WaitQueue("vfork child %d to exec or exit" % child.pid)
         # the parent resumes with the child's pid when the child execs or exits
-        raise sched.Block([child.vfork_wait])
+        raise sched.Block([child.vfork_wait], interruptible=False)
     return child.pid
 
 

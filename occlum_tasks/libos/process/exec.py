@@ -72,6 +72,7 @@ def sys_execve(path_ptr, argv_ptr, envp_ptr):
     actions = signal.actions_of(process)
     for signum in [n for n, action in actions.items() if action[0] != SIG_IGN]:
         del actions[signum]
+    signal.delivery.altstacks.pop(thread, None)      # the new image has no alternate stack
     old_vm, owned = process.vm, process.vm_owned
     process.vm, process.vm_owned = new_vm, True
     if owned:

@@ -123,7 +123,8 @@ def exit_group(process, code: int) -> None:
 
 
 def kill(process, signal: int, reason: str, stderr_fd: int = None) -> None:
-    """Death by a signal (no handlers yet): one line to stderr, as a shell would say."""
+    """Death by a signal (a fault or a frame with no handler to take it): one line to
+    stderr, as a shell would say."""
     name = SIGNAL_NAMES.get(signal, "signal %d" % signal)
     try:
         os.write(_stderr_fd if stderr_fd is None else stderr_fd,
@@ -161,7 +162,7 @@ def _terminate(process, wait_status: int) -> None:
     parent = _table.processes.get(process.ppid)
     if parent is not None and not parent.exited:
         from .. import signal
-        signal.send(parent, signal.SIGCHLD)      # ignored by default; recorded if handled
+        signal.send(parent, signal.SIGCHLD, 1, process.pid)   # CLD_EXITED; ignored by default
         parent.child_wait.wake_all()
 
 

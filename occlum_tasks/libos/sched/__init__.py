@@ -18,10 +18,14 @@ flag test per system call); only a thread that reaches neither within LAST_RESOR
 ticks is stopped asynchronously. No per-instruction or per-block hook and no emu_start
 count/timeout (DESIGN.md section 8).
 
+Signals: when one is pending (signal.armed), the signal subsystem's hooks run between
+slices and before a thread resumes (a handler's frame), and the SYSCALL hook asks it
+after each call (signal/delivery.py); nothing is added to a call otherwise.
+
 Idle: with nothing runnable the scheduler sleeps in select() on the host descriptors
-blocked threads read (stdin) until the nearest deadline. With nothing runnable, no
-deadline and no host descriptor, nothing can ever wake anyone: a deadlock, reported
-one line per thread, and the run ends.
+blocked threads read (stdin) until the nearest deadline (IDLE_MAX at most). With
+nothing runnable, no deadline and no host descriptor, nothing can ever wake anyone: a
+deadlock, reported one line per thread, and the run ends.
 """
 import collections
 import select
@@ -37,6 +41,7 @@ TICK = 0.005          # the watchdog's period: a computing thread runs 1-2 ticks
 # because that stop may run one instruction twice (cpu.stop_from_host_thread)
 LAST_RESORT = 20
 _forced = [0]           # asynchronous stops so far (warned once)
+_host_stops = [0]       # asynchronous stops for a host signal (signal/host.py)
 
 _cpu = None
 _runq = collections.deque()
@@ -49,6 +54,12 @@ _on_cpu = None          # the thread whose registers are in the CPU
 _slice = [0, False]     # slice number, in the guest now
 _finished = [None]      # run()'s finished(), for switches inside the hook
 _watchdog = None
+# set by the signal subsystem (set_signal_hook): its `armed` flag, on_resume(thread,
+# pc) -> pc asked before a thread runs, and between() called between slices and while
+# idle (host signals to forward), whenever a signal is pending somewhere
+_signals = [(False,), None, None]
+# longest idle sleep: between() must get to run (a host SIGTERM while all sleep)
+IDLE_MAX = 0.1
 
 
 def boot(cpu) -> None:
@@ -85,6 +96,19 @@ def shutdown() -> None:
 
 def cpu():
     return _cpu
+
+
+def set_signal_hook(armed, on_resume, between) -> None:
+    _signals[:] = [armed, on_resume, between]
+
+
+def stop_for_host_signal() -> None:
+    """From a host thread: a host signal waits to be forwarded and the guest reaches
+    no precise point; its saved context will not count as a system call boundary."""
+    cpu_ = _cpu
+    if cpu_ is not None:
+        _host_stops[0] += 1
+        cpu_.stop_from_host_thread()
 
 
 def alone() -> bool:
@@ -234,6 +258,20 @@ def wake_thread(thread, result=None) -> None:
     _runq.append(thread)
 
 
+def interrupt(thread, error: int, restart: bool) -> None:
+    """A signal handler is to run in blocked `thread`: its call returns `error` (-EINTR),
+    or what it already did (Block.partial), or runs again after the handler when
+    `restart` (SA_RESTART). Waits that are not interruptible stay."""
+    block = thread.wait
+    if thread.state != BLOCKED or block is None or not block.interruptible:
+        return
+    if restart:
+        wake_thread(thread)
+        return
+    done = block.partial(thread.restart) if block.partial else None
+    wake_thread(thread, error if done is None else done)
+
+
 def update_restart(thread, state) -> None:
     """A blocked thread's call made progress on its behalf (a pipe reader moved part
     of a blocked write): what its re-execution gets from restart_state()."""
@@ -286,7 +324,13 @@ def run(finished, on_stop):
     global _on_cpu
     _finished[0] = finished
     while not finished():
+        if _signals[0][0]:
+            _signals[2]()
+            if finished():
+                break
         thread = _pick()
+        if thread is None:
+            break                     # finished while idle
         if thread is not _on_cpu:
             if _on_cpu is not None and _on_cpu.state != EXITED:
                 _cpu.save_context(_on_cpu.ctx)
@@ -303,14 +347,21 @@ def run(finished, on_stop):
             pc += 2
             thread.resume_result = None
         current.set(thread)
+        if _signals[0][0]:
+            pc = _signals[1](thread, pc)      # a handler to run first
+            if thread.state == EXITED:        # its frame could not be written: killed
+                _drop_context(thread)
+                _on_cpu = None
+                continue
         _slice[0] += 1
         _slice[1] = True
-        forced = _forced[0]
+        forced, host_stops = _forced[0], _host_stops[0]
         stop = _cpu.run(pc)
         _slice[1] = False
         _cpu.preempt_request[0] = False
         thread = current.thread            # switches inside the hook may have changed it
-        thread.at_syscall = stop.kind == "stopped" and not _cpu.preempted and _forced[0] == forced
+        thread.at_syscall = stop.kind == "stopped" and not _cpu.preempted and _forced[0] == forced \
+            and _host_stops[0] == host_stops
         if _forced[0] != forced:
             log.warn_once("forced stop", "thread %d computed %d ms with no system call or TLB miss while "
                           "others waited: stopped asynchronously, which unicorn 2.1.4 does not do exactly "
@@ -335,6 +386,10 @@ def run(finished, on_stop):
 
 def _pick():
     while True:
+        if _signals[0][0]:
+            _signals[2]()
+            if _finished[0]():
+                return None
         if _timed or _host:
             _poll_waits(0)
         if _runq:
@@ -343,7 +398,7 @@ def _pick():
             raise Deadlock()
         now = time.monotonic_ns()
         nearest = min((t.wait.deadline for t in _timed), default=None)
-        _poll_waits(None if nearest is None else max(0, nearest - now) / 1e9)
+        _poll_waits(IDLE_MAX if nearest is None else min(IDLE_MAX, max(0, nearest - now) / 1e9))
 
 
 def _poll_waits(timeout) -> None:

@@ -23,14 +23,20 @@ class Block(Exception):
     host_read / host_write: host descriptors whose readiness wakes the thread (stdin:
       the scheduler selects on them, so that a host read never stops the enclave).
     what: how the deadlock report names what it waits on.
+    interruptible: a signal with a handler wakes it (EINTR or a restart); False for
+      waits Linux makes killable only (a vfork parent: the child borrows its memory).
+    partial: for a call that may have made progress while parked (a pipe write):
+      partial(restart state) -> what it returns when a signal interrupts it (the bytes
+      done), or None for EINTR.
     """
 
     def __init__(self, queues=(), deadline=None, *, timeout_result=None, restart=None,
-                 host_read=(), host_write=(), what=None):
+                 host_read=(), host_write=(), what=None, interruptible=True, partial=None):
         super().__init__()
         self.queues, self.deadline, self.timeout_result = tuple(queues), deadline, timeout_result
         self.restart, self.host_read, self.host_write = restart, tuple(host_read), tuple(host_write)
         self.what = what or (self.queues[0].what if self.queues else "a timer")
+        self.interruptible, self.partial = interruptible, partial
 
     @property
     def enclave_only(self) -> bool:

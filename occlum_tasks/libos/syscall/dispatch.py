@@ -9,9 +9,10 @@ import traceback
 
 from unicorn import UcError
 
-from .. import log, sched
+from .. import log, sched, signal
 from ..errno import EFAULT, EIO, ENOSYS, NAMES as ERRNO_NAMES, SysError
 from ..process import current
+from ..signal import delivery
 from . import trace
 from .numbers import name_of
 
@@ -30,11 +31,15 @@ class Dispatcher:
                 self.handlers[nr] = (lambda nr=nr: self.unknown(nr), 1)
 
     def install(self, cpu) -> None:
+        # signal handlers start on the way back from a call (signal/delivery.py)
+        signal.armed[0] = False
+        hooks = dict(armed=signal.armed, after=delivery.after_syscall)
+        sched.set_signal_hook(signal.armed, delivery.on_resume, delivery.between)
         if log.level == log.OFF:
-            cpu.set_syscall_table(self.handlers, self.on_error)
+            cpu.set_syscall_table(self.handlers, self.on_error, **hooks)
         else:
             cpu.set_syscall_table([(self._logged(nr, h, n), 7) for nr, (h, n) in enumerate(self.handlers)],
-                                  self.on_error)
+                                  self.on_error, **hooks)
 
     def unknown(self, nr: int) -> int:
         if nr not in self._warned:
