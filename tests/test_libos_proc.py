@@ -163,3 +163,13 @@ def test_occlum_run_pipeline_of_three_processes(compile_program, tmp_path):
     assert proc.returncode == 0, proc.stderr
     proc = cli(inst, "run", "/bin/pipeline", "20000")
     assert (proc.returncode, proc.stdout) == (0, "count=10000 sum=100010000\n"), proc.stderr
+
+
+@BOTH
+def test_rlimits_size_the_programs_a_process_spawns(compile_program, tmp_path, static):
+    # as Occlum's per-process ulimit: the parent's RLIMIT_DATA and RLIMIT_STACK give its
+    # children their heap and stack instead of Occlum.json's defaults
+    status, out, err = run(tmp_path, compile_program("proc_rlimit.c", static=static), "proc_rlimit",
+                           default_heap_size=32 << 20, default_stack_size=4 << 20)
+    assert status == 0, out + err
+    assert out.splitlines() == ["child ok", "rlimit ok"]

@@ -53,7 +53,7 @@ def sys_execve(path_ptr, argv_ptr, envp_ptr):
 
     new_vm = vm.new_process_vm()
     try:
-        entry, sp = lifecycle.load(new_vm, open_file, path, argv, envp)
+        entry, sp = lifecycle.load(new_vm, open_file, path, argv, envp, process.rlimits)
     except ExecError as exc:
         new_vm.release()
         log.info("execve %s: %s", path, exc)

@@ -15,7 +15,7 @@ from ..errno import SysError
 from ..vm import user_mem
 from .loader import ExecError, load_program
 from .stack import StackTooSmall, build_initial_stack
-from .task import ProcessTable
+from .task import RLIM_INFINITY, RLIMIT_DATA, RLIMIT_STACK, ProcessTable
 
 SIGNAL_NAMES = {2: "SIGINT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",
                 11: "SIGSEGV", 15: "SIGTERM", 31: "SIGSYS"}
@@ -59,13 +59,27 @@ def entry_regs(pc: int, sp: int) -> dict:
     return regs
 
 
-def load(process_vm, open_file, path, argv, envp):
+def memory_sizes(rlimits=None):
+    """(heap, stack) of a new program image. As in Occlum, a process's RLIMIT_DATA and
+    RLIMIT_STACK soft limits (set with setrlimit/prlimit, inherited by its children)
+    override Occlum.json's default_heap_size and default_stack_size for the programs it
+    then executes or spawns."""
+    heap, stack = _limits.default_heap_size, _limits.default_stack_size
+    if rlimits is not None:
+        if rlimits[RLIMIT_DATA][0] != RLIM_INFINITY:
+            heap = rlimits[RLIMIT_DATA][0]
+        if rlimits[RLIMIT_STACK][0] != RLIM_INFINITY:
+            stack = rlimits[RLIMIT_STACK][0]
+    return heap, stack
+
+
+def load(process_vm, open_file, path, argv, envp, rlimits=None):
     """Load `path` into `process_vm` with its initial stack; returns (entry, sp).
     ExecError when it cannot (process_vm is then left for the caller to release)."""
-    program, stack_top = load_program(process_vm, open_file, path,
-                                      _limits.default_heap_size, _limits.default_stack_size)
+    heap_size, stack_size = memory_sizes(rlimits)
+    program, stack_top = load_program(process_vm, open_file, path, heap_size, stack_size)
     try:
-        sp = build_initial_stack(process_vm, stack_top, _limits.default_stack_size, program,
+        sp = build_initial_stack(process_vm, stack_top, stack_size, program,
                                  argv, envp, path)
     except StackTooSmall:
         raise ExecError("%s: argument list too long" % path) from None

@@ -97,8 +97,9 @@ def sys_prlimit64(pid, resource, new_limit, old_limit):
     if old_limit:
         user_mem.write_struct("<QQ", old_limit, *limits[resource])
     if new is not None:
-        # recorded and reported; the memory limits are enforced by the enclave's own
-        # sizes (user_space_size, default_heap_size, default_stack_size) instead
+        # RLIMIT_DATA and RLIMIT_STACK size the heap and stack of the programs this
+        # process executes or spawns (as Occlum's per-process ulimit); the others are
+        # recorded and reported, the enclave's own sizes being the enforced limits
         limits[resource] = list(new)
     return 0
 
