@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -29,6 +30,12 @@ int main(int argc, char **argv) {
         /* a heap of 8 MiB: 4 MiB more break fits, 16 MiB does not */
         CHECK(22, grow_brk(4 << 20));
         CHECK(23, !grow_brk(16 << 20));
+        /* RLIMIT_AS of 64 MiB covers image, heap, stack and mappings together */
+        CHECK(24, getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur == 64UL << 20);
+        void *a = mmap(NULL, 16 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(25, a != MAP_FAILED);
+        void *b = mmap(NULL, 48 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(26, b == MAP_FAILED && errno == ENOMEM);
         printf("child ok\n");
         return 0;
     }
@@ -38,6 +45,11 @@ int main(int argc, char **argv) {
     CHECK(3, getrlimit(RLIMIT_STACK, &r) == 0);
     r.rlim_cur = 1UL << 20;
     CHECK(4, setrlimit(RLIMIT_STACK, &r) == 0);
+    CHECK(9, getrlimit(RLIMIT_AS, &r) == 0);
+    r.rlim_cur = 64UL << 20;
+    CHECK(10, setrlimit(RLIMIT_AS, &r) == 0);
+    /* the parent itself keeps its mappings (the limit sizes what it spawns) */
+    CHECK(11, mmap(NULL, 96 << 20, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED);
     /* the parent's own heap is unchanged: 16 MiB of brk still fits */
     CHECK(5, grow_brk(16 << 20));
     pid_t pid;

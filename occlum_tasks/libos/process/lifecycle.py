@@ -15,7 +15,7 @@ from ..errno import SysError
 from ..vm import user_mem
 from .loader import ExecError, load_program
 from .stack import StackTooSmall, build_initial_stack
-from .task import RLIM_INFINITY, RLIMIT_DATA, RLIMIT_STACK, ProcessTable
+from .task import RLIM_INFINITY, RLIMIT_AS, RLIMIT_DATA, RLIMIT_STACK, ProcessTable
 
 SIGNAL_NAMES = {2: "SIGINT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",
                 11: "SIGSEGV", 15: "SIGTERM", 31: "SIGSYS"}
@@ -63,7 +63,7 @@ def memory_sizes(rlimits=None):
     """(heap, stack) of a new program image. As in Occlum, a process's RLIMIT_DATA and
     RLIMIT_STACK soft limits (set with setrlimit/prlimit, inherited by its children)
     override Occlum.json's default_heap_size and default_stack_size for the programs it
-    then executes or spawns."""
+    then executes or spawns (and RLIMIT_AS bounds their mappings, see `load`)."""
     heap, stack = _limits.default_heap_size, _limits.default_stack_size
     if rlimits is not None:
         if rlimits[RLIMIT_DATA][0] != RLIM_INFINITY:
@@ -77,6 +77,8 @@ def load(process_vm, open_file, path, argv, envp, rlimits=None):
     """Load `path` into `process_vm` with its initial stack; returns (entry, sp).
     ExecError when it cannot (process_vm is then left for the caller to release)."""
     heap_size, stack_size = memory_sizes(rlimits)
+    if rlimits is not None and rlimits[RLIMIT_AS][0] != RLIM_INFINITY:
+        process_vm.as_limit = rlimits[RLIMIT_AS][0]
     program, stack_top = load_program(process_vm, open_file, path, heap_size, stack_size)
     try:
         sp = build_initial_stack(process_vm, stack_top, stack_size, program,

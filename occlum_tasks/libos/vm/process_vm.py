@@ -28,6 +28,9 @@ class ProcessVM:
         self.vmas = VmaList()
         self.heap_start = self.heap_end = self.brk = 0
         self.stack_start = self.stack_end = 0
+        # RLIMIT_AS of the program (Occlum's ulimit -v: heap, stack and mmaps together);
+        # None: only the shared user space bounds it
+        self.as_limit = None
         self._last = None        # last VMA a user pointer was found in (most calls hit it)
 
     # ---- building a new process (the loader) ----------------------------------------
@@ -133,6 +136,7 @@ class ProcessVM:
         size = page_up(length)
         if size < length or size > self._space.size:
             raise SysError(ENOMEM)
+        self._check_as_limit(size)
         if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
             if addr % PAGE_SIZE:
                 raise SysError(EINVAL)
@@ -222,6 +226,13 @@ class ProcessVM:
         self._last = None
         return 0
 
+    def _check_as_limit(self, more: int) -> None:
+        if self.as_limit is not None and self.mapped_bytes() + more > self.as_limit:
+            raise SysError(ENOMEM)
+
+    def mapped_bytes(self) -> int:
+        return sum(v.end - v.start for v in self.vmas)
+
     def do_mremap(self, old, old_size, new_size, flags, new_addr) -> int:
         if old % PAGE_SIZE or flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP):
             raise SysError(EINVAL)
@@ -242,6 +253,7 @@ class ProcessVM:
                 self.do_munmap(old + new_size, old_size - new_size)
             return old
         grow_start, grow_end = old + old_size, old + new_size
+        self._check_as_limit(new_size - old_size)
         if vma.end == grow_start and self._space.is_free(grow_start, grow_end):
             self._space.claim(grow_start, grow_end)
             self.vmas.insert(vma.copy(grow_start, grow_end))
