@@ -4,6 +4,7 @@ from ..errno import EINVAL, SysError
 from ..fs.file import O_CLOEXEC, O_DIRECT, O_NONBLOCK
 from ..process import current
 from ..vm import user_mem
+from ..syscall.lazy import lazy
 
 
 def sys_pipe2(fds_ptr, flags):
@@ -37,44 +38,10 @@ def sys_pipe(fds_ptr):
 
 # pipe.py and poll.py are imported at their first use (as process/syscalls.py does for
 # clone & co.): a program that never calls them does not pay for compiling them
-_lazy_sys_poll = None
-
-
-def sys_poll(fds, nfds, timeout):
-    global _lazy_sys_poll
-    if _lazy_sys_poll is None:
-        from .poll import sys_poll as _lazy_sys_poll
-    return _lazy_sys_poll(fds, nfds, timeout)
-
-
-_lazy_sys_ppoll = None
-
-
-def sys_ppoll(fds, nfds, tsp, sigmask, sigsetsize):
-    global _lazy_sys_ppoll
-    if _lazy_sys_ppoll is None:
-        from .poll import sys_ppoll as _lazy_sys_ppoll
-    return _lazy_sys_ppoll(fds, nfds, tsp, sigmask, sigsetsize)
-
-
-_lazy_sys_select = None
-
-
-def sys_select(nfds, readfds, writefds, exceptfds, timeout):
-    global _lazy_sys_select
-    if _lazy_sys_select is None:
-        from .poll import sys_select as _lazy_sys_select
-    return _lazy_sys_select(nfds, readfds, writefds, exceptfds, timeout)
-
-
-_lazy_sys_pselect6 = None
-
-
-def sys_pselect6(nfds, readfds, writefds, exceptfds, tsp, sigmask):
-    global _lazy_sys_pselect6
-    if _lazy_sys_pselect6 is None:
-        from .poll import sys_pselect6 as _lazy_sys_pselect6
-    return _lazy_sys_pselect6(nfds, readfds, writefds, exceptfds, tsp, sigmask)
+sys_poll = lazy("occlum_tasks.libos.ipc.poll", "sys_poll", 3)
+sys_ppoll = lazy("occlum_tasks.libos.ipc.poll", "sys_ppoll", 5)
+sys_select = lazy("occlum_tasks.libos.ipc.poll", "sys_select", 5)
+sys_pselect6 = lazy("occlum_tasks.libos.ipc.poll", "sys_pselect6", 6)
 
 
 SYSCALLS = {"pipe": sys_pipe, "pipe2": sys_pipe2, "poll": sys_poll, "ppoll": sys_ppoll,

@@ -4,6 +4,7 @@ from .. import sched
 from ..errno import EINVAL, EPERM, ESRCH, SysError
 from ..syscall.args import s32, u32
 from ..vm import user_mem
+from ..syscall.lazy import lazy
 from . import current, lifecycle
 from .task import RLIM_NLIMITS
 
@@ -119,114 +120,17 @@ def _zero():
 # clone, execve, futex and wait4 live in their own modules, imported at their first
 # call: `occlum run` of a program that never uses them does not pay for compiling
 # them (~5 ms without a bytecode cache)
-_lazy_sys_clone = None
-
-
-def sys_clone(flags, stack, parent_tid, child_tid, tls):
-    global _lazy_sys_clone
-    if _lazy_sys_clone is None:
-        from .clone import sys_clone as _lazy_sys_clone
-    return _lazy_sys_clone(flags, stack, parent_tid, child_tid, tls)
-
-
-_lazy_sys_vfork = None
-
-
-def sys_vfork():
-    global _lazy_sys_vfork
-    if _lazy_sys_vfork is None:
-        from .clone import sys_vfork as _lazy_sys_vfork
-    return _lazy_sys_vfork()
-
-
-_lazy_sys_fork = None
-
-
-def sys_fork():
-    global _lazy_sys_fork
-    if _lazy_sys_fork is None:
-        from .clone import sys_fork as _lazy_sys_fork
-    return _lazy_sys_fork()
-
-
-_lazy_sys_execve = None
-
-
-def sys_execve(path, argv, envp):
-    global _lazy_sys_execve
-    if _lazy_sys_execve is None:
-        from .exec import sys_execve as _lazy_sys_execve
-    return _lazy_sys_execve(path, argv, envp)
-
-
-_lazy_sys_futex = None
-
-
-def sys_futex(uaddr, op, val, timeout, uaddr2, val3):
-    global _lazy_sys_futex
-    if _lazy_sys_futex is None:
-        from .futex import sys_futex as _lazy_sys_futex
-    return _lazy_sys_futex(uaddr, op, val, timeout, uaddr2, val3)
-
-
-_lazy_sys_wait4 = None
-
-
-def sys_wait4(pid, status, options, rusage):
-    global _lazy_sys_wait4
-    if _lazy_sys_wait4 is None:
-        from .wait import sys_wait4 as _lazy_sys_wait4
-    return _lazy_sys_wait4(pid, status, options, rusage)
-
-
-_lazy_sys_getpgid = None
-
-
-def sys_getpgid(pid):
-    global _lazy_sys_getpgid
-    if _lazy_sys_getpgid is None:
-        from .wait import sys_getpgid as _lazy_sys_getpgid
-    return _lazy_sys_getpgid(pid)
-
-
-_lazy_sys_getpgrp = None
-
-
-def sys_getpgrp():
-    global _lazy_sys_getpgrp
-    if _lazy_sys_getpgrp is None:
-        from .wait import sys_getpgrp as _lazy_sys_getpgrp
-    return _lazy_sys_getpgrp()
-
-
-_lazy_sys_setpgid = None
-
-
-def sys_setpgid(pid, pgid):
-    global _lazy_sys_setpgid
-    if _lazy_sys_setpgid is None:
-        from .wait import sys_setpgid as _lazy_sys_setpgid
-    return _lazy_sys_setpgid(pid, pgid)
-
-
-_lazy_sys_getsid = None
-
-
-def sys_getsid(pid):
-    global _lazy_sys_getsid
-    if _lazy_sys_getsid is None:
-        from .wait import sys_getsid as _lazy_sys_getsid
-    return _lazy_sys_getsid(pid)
-
-
-_lazy_sys_setsid = None
-
-
-def sys_setsid():
-    global _lazy_sys_setsid
-    if _lazy_sys_setsid is None:
-        from .wait import sys_setsid as _lazy_sys_setsid
-    return _lazy_sys_setsid()
+sys_clone = lazy("occlum_tasks.libos.process.clone", "sys_clone", 5)
+sys_vfork = lazy("occlum_tasks.libos.process.clone", "sys_vfork", 0)
+sys_fork = lazy("occlum_tasks.libos.process.clone", "sys_fork", 0)
+sys_execve = lazy("occlum_tasks.libos.process.exec", "sys_execve", 3)
+sys_futex = lazy("occlum_tasks.libos.process.futex", "sys_futex", 6)
+sys_wait4 = lazy("occlum_tasks.libos.process.wait", "sys_wait4", 4)
+sys_getpgid = lazy("occlum_tasks.libos.process.wait", "sys_getpgid", 1)
+sys_getpgrp = lazy("occlum_tasks.libos.process.wait", "sys_getpgrp", 0)
+sys_setpgid = lazy("occlum_tasks.libos.process.wait", "sys_setpgid", 2)
+sys_getsid = lazy("occlum_tasks.libos.process.wait", "sys_getsid", 1)
+sys_setsid = lazy("occlum_tasks.libos.process.wait", "sys_setsid", 0)
 
 
 def sys_sched_yield():

@@ -26,7 +26,10 @@ def build():
             nr = NUMBERS[name]
             if table[nr] is not None:
                 raise RuntimeError("system call %s registered twice" % name)
-            table[nr] = (handler, handler.__code__.co_argcount + 1)
+            nargs = getattr(handler, "nargs", None)   # set by syscall.lazy stand-ins
+            if nargs is None:
+                nargs = handler.__code__.co_argcount
+            table[nr] = (handler, nargs + 1)
     return table
 
 
