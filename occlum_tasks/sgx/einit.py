@@ -71,7 +71,8 @@ class EnclaveIdentity:
 
 def secs_attributes(metadata) -> tuple[int, int]:
     """(FLAGS, XFRM) the enclave runs with, from the config's metadata, INIT included."""
-    from .sigstruct import FLAG_INIT, enclave_attributes
+    from .attributes import FLAG_INIT
+    from .sigstruct import enclave_attributes
     flags, xfrm = enclave_attributes(metadata)
     return flags | FLAG_INIT, xfrm
 

@@ -40,14 +40,9 @@ POLICY_KNOWN = 0x3F
 # otherwise, as the CPU does (#GP).
 POLICY_KSS_ONLY = POLICY_NOISVPRODID | POLICY_CONFIGID | POLICY_ISVFAMILYID | POLICY_ISVEXTPRODID
 
-# ATTRIBUTES.FLAGS bits (the same values as sigstruct.py; repeated here so that key
-# derivation does not import the RSA code).
-FLAG_INIT = 0x1
-FLAG_DEBUG = 0x2
-FLAG_MODE64BIT = 0x4
-FLAG_PROVISIONKEY = 0x10
-FLAG_EINITTOKENKEY = 0x20
-FLAG_KSS = 0x80
+# ATTRIBUTES.FLAGS bits
+from .attributes import (FLAG_DEBUG, FLAG_EINITTOKENKEY, FLAG_INIT, FLAG_KSS,  # noqa: F401
+                         FLAG_MODE64BIT, FLAG_PROVISIONKEY)
 # INIT and DEBUG always take part in a key, whatever mask the request gives: a debug
 # enclave, whose memory a debugger can read, must never obtain a production key.
 ALWAYS_IN_KEY = FLAG_INIT | FLAG_DEBUG

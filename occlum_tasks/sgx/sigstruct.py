@@ -57,12 +57,8 @@ VENDOR_OTHER = 0
 VENDOR_INTEL = 0x8086
 
 # ATTRIBUTES.FLAGS bits
-FLAG_INIT = 0x1
-FLAG_DEBUG = 0x2
-FLAG_MODE64BIT = 0x4
-FLAG_PROVISIONKEY = 0x10
-FLAG_EINITTOKENKEY = 0x20
-FLAG_KSS = 0x80
+from .attributes import (FLAG_DEBUG, FLAG_EINITTOKENKEY, FLAG_KSS, FLAG_MODE64BIT,
+                         FLAG_PROVISIONKEY)
 XFRM_LEGACY = 0x3        # x87 | SSE: the emulated CPU has no AVX (DESIGN.md section 8)
 
 # The mask names the bits EINIT compares with the enclave's own attributes. It covers

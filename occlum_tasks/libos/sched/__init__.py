@@ -215,16 +215,7 @@ def _switch_in_hook(thread) -> bool:
     thread.parked_now = False
     thread.at_syscall = True
     _cpu.restore_context(following.ctx)
-    if following.pending_regs:
-        for reg, value in following.pending_regs.items():
-            _cpu.reg_write(reg, value)
-        following.pending_regs = None
-    pc = _cpu.get_pc()
-    if following.resume_result is not None:
-        _cpu.set_rax(following.resume_result)
-        pc += 2
-        following.resume_result = None
-    _cpu.set_pc(pc - 2)
+    _cpu.set_pc(_resume_pc(following) - 2)
     _on_cpu = following
     current.set(following)
     _slice[0] += 1
@@ -336,16 +327,7 @@ def run(finished, on_stop):
                 _cpu.save_context(_on_cpu.ctx)
             _cpu.restore_context(thread.ctx)
             _on_cpu = thread
-        if thread.pending_regs:
-            for reg, value in thread.pending_regs.items():
-                _cpu.reg_write(reg, value)
-            thread.pending_regs = None
-        pc = _cpu.get_pc()
-        if thread.resume_result is not None:
-            # the waker completed the call: its result, and on past the syscall
-            _cpu.set_rax(thread.resume_result)
-            pc += 2
-            thread.resume_result = None
+        pc = _resume_pc(thread)
         current.set(thread)
         if _signals[0][0]:
             pc = _signals[1](thread, pc)      # a handler to run first
@@ -474,3 +456,20 @@ class _Watchdog:
     def stop(self):
         self._done.set()
         self._thread.join(1)
+
+
+def _resume_pc(thread) -> int:
+    """Apply what was decided for `thread` while it was off the CPU (registers set by
+    exec or a signal frame; the result a waker completed its call with) to the CPU,
+    whose context is the thread's; returns the pc it resumes at."""
+    if thread.pending_regs:
+        for reg, value in thread.pending_regs.items():
+            _cpu.reg_write(reg, value)
+        thread.pending_regs = None
+    pc = _cpu.get_pc()
+    if thread.resume_result is not None:
+        # the waker completed the call: its result, and on past the syscall
+        _cpu.set_rax(thread.resume_result)
+        pc += 2
+        thread.resume_result = None
+    return pc
