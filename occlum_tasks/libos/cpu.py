@@ -149,6 +149,7 @@ class Cpu:
         self._stop_reason = None
         self._arg_ids = (ctypes.c_int * 7)(*_ARG_REGS)
         self._args = (ctypes.c_uint64 * 7)()
+        self._reg_buf = ctypes.create_string_buffer(64)     # reg_read_bytes / reg_write_bytes
         self._arg_ptrs = (ctypes.c_void_p * 7)(*[ctypes.addressof(self._args) + 8 * i for i in range(7)])
         self._cpuid = cpuid_table()
         self._add_hook(ucc.UC_HOOK_INSN, _CPUID_CB(self._cpuid_hook), x86.UC_X86_INS_CPUID)
@@ -404,6 +405,18 @@ class Cpu:
         uch, value, ref, _, rax = self._raw_reg()
         value.value = result & 0xFFFFFFFFFFFFFFFF
         _raw.uc_reg_write(uch, rax, ref)
+
+    def reg_read_bytes(self, reg: int, size: int) -> bytes:
+        """A register's raw bytes (x87 ST registers: 10, XMM: 16), through the raw
+        library: the binding converts these to numbers and back."""
+        buf = self._reg_buf
+        _raw.uc_reg_read(ctypes.c_void_p(self._uch.value), ctypes.c_int(reg), buf)
+        return buf.raw[:size]
+
+    def reg_write_bytes(self, reg: int, value: bytes) -> None:
+        buf = self._reg_buf
+        ctypes.memmove(buf, value, len(value))
+        _raw.uc_reg_write(ctypes.c_void_p(self._uch.value), ctypes.c_int(reg), buf)
 
     def reg_read(self, reg: int) -> int:
         return self._uc.reg_read(reg)

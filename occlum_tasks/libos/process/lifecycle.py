@@ -53,9 +53,11 @@ _ZEROED = (x86.UC_X86_REG_RAX, x86.UC_X86_REG_RBX, x86.UC_X86_REG_RCX, x86.UC_X8
 
 
 def entry_regs(pc: int, sp: int) -> dict:
+    """The registers of a new program (boot, execve), the FPU in Linux's initial state
+    (sched.FPU_INIT) included."""
     regs = dict.fromkeys(_ZEROED, 0)
     regs.update({x86.UC_X86_REG_RIP: pc, x86.UC_X86_REG_RSP: sp, x86.UC_X86_REG_FS_BASE: 0,
-                 x86.UC_X86_REG_RFLAGS: 0x202})
+                 x86.UC_X86_REG_RFLAGS: 0x202, sched.FPU_INIT: None})
     return regs
 
 

@@ -32,7 +32,7 @@ import select
 import threading
 import time
 
-from .. import log
+from .. import fpu, log
 from ..process import current
 from .wait import BLOCKED, EXITED, RUNNABLE, Block, WaitQueue  # noqa: F401
 
@@ -42,6 +42,9 @@ TICK = 0.005          # the watchdog's period: a computing thread runs 1-2 ticks
 LAST_RESORT = 20
 _forced = [0]           # asynchronous stops so far (warned once)
 _host_stops = [0]       # asynchronous stops for a host signal (signal/host.py)
+
+# a key of pending_regs (start_thread, redirect): put the FPU in Linux's initial state
+FPU_INIT = "fpu-init"
 
 _cpu = None
 _runq = collections.deque()
@@ -464,7 +467,10 @@ def _resume_pc(thread) -> int:
     whose context is the thread's; returns the pc it resumes at."""
     if thread.pending_regs:
         for reg, value in thread.pending_regs.items():
-            _cpu.reg_write(reg, value)
+            if reg == FPU_INIT:
+                fpu.reset(_cpu)
+            else:
+                _cpu.reg_write(reg, value)
         thread.pending_regs = None
     pc = _cpu.get_pc()
     if thread.resume_result is not None:

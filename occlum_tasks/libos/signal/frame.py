@@ -5,7 +5,7 @@ because musl's restorer, siglongjmp and any program reading uc_mcontext rely on 
     rsp -> pretcode (sa_restorer: the handler's return address)
            struct ucontext  (uc_flags, uc_link, uc_stack, uc_mcontext, uc_sigmask)
            struct siginfo   (128 bytes)
-    ...    fpstate          (the 512-byte FXSAVE area, 64-byte aligned)
+    ...    fpstate          (the 512-byte FXSAVE area, 64-byte aligned: fpu.py)
 
 Registers go through the CPU's register calls one by one: a delivery costs a few
 hundred microseconds, paid only when a signal is delivered."""
@@ -13,6 +13,7 @@ import struct
 
 from unicorn import x86_const as x86
 
+from .. import fpu
 from ..vm import user_mem
 
 # uc_mcontext.gregs in Linux's order, the first 18 (csgsfs, err, trapno, oldmask and
@@ -32,9 +33,8 @@ UC_SIZE = SIGMASK + 8              # 304
 INFO_OFFSET = UC_OFFSET + UC_SIZE  # 312
 INFO_SIZE = 128
 FRAME_SIZE = INFO_OFFSET + INFO_SIZE
-FPSTATE_SIZE = 512
+FPSTATE_SIZE = fpu.SIZE
 RED_ZONE = 128
-_XMM = tuple(getattr(x86, "UC_X86_REG_XMM%d" % i) for i in range(16))
 _USER_FLAGS = 0x40DD5              # CF PF AF ZF SF TF DF OF AC: what a user may change
 _CSGSFS = 0x33 | (0x2B << 48)      # user cs; ss in the top bits, as Linux reports
 
@@ -44,24 +44,6 @@ def siginfo(signum: int, code: int, pid: int = 0, uid: int = 0, addr: int = None
     head = struct.pack("<iii4x", signum, 0, code)
     body = struct.pack("<Q", addr) if addr is not None else struct.pack("<iI", pid, uid)
     return (head + body).ljust(INFO_SIZE, b"\0")
-
-
-def _fxsave(cpu) -> bytes:
-    area = bytearray(FPSTATE_SIZE)
-    struct.pack_into("<HH", area, 0, cpu.reg_read(x86.UC_X86_REG_FPCW), cpu.reg_read(x86.UC_X86_REG_FPSW))
-    struct.pack_into("<II", area, 24, cpu.reg_read(x86.UC_X86_REG_MXCSR), 0xFFFF)
-    for i, reg in enumerate(_XMM):
-        area[160 + 16 * i:176 + 16 * i] = (cpu.reg_read(reg) & ((1 << 128) - 1)).to_bytes(16, "little")
-    return bytes(area)
-
-
-def _fxrstor(cpu, area: bytes) -> None:
-    fcw, _fsw = struct.unpack_from("<HH", area, 0)
-    (mxcsr,) = struct.unpack_from("<I", area, 24)
-    cpu.reg_write(x86.UC_X86_REG_FPCW, fcw)
-    cpu.reg_write(x86.UC_X86_REG_MXCSR, mxcsr & 0xFFFF)
-    for i, reg in enumerate(_XMM):
-        cpu.reg_write(reg, int.from_bytes(area[160 + 16 * i:176 + 16 * i], "little"))
 
 
 def push(cpu, resume_pc: int, info: bytes, action, old_mask: int, altstack, stack_top=None) -> int:
@@ -83,7 +65,7 @@ def push(cpu, resume_pc: int, info: bytes, action, old_mask: int, altstack, stac
         + struct.pack("<%dQ" % NGREG, *mcontext) + struct.pack("<Q", fpstate) + bytes(64) \
         + struct.pack("<Q", old_mask)
     assert len(uc) == UC_SIZE
-    user_mem.write(fpstate, _fxsave(cpu))
+    user_mem.write(fpstate, fpu.save(cpu))
     user_mem.write(frame, struct.pack("<Q", restorer) + uc + info)
     signum = struct.unpack_from("<i", info)[0]
     cpu.reg_write(x86.UC_X86_REG_RSP, frame)
@@ -91,8 +73,9 @@ def push(cpu, resume_pc: int, info: bytes, action, old_mask: int, altstack, stac
     cpu.reg_write(x86.UC_X86_REG_RSI, frame + INFO_OFFSET)
     cpu.reg_write(x86.UC_X86_REG_RDX, frame + UC_OFFSET)
     cpu.reg_write(x86.UC_X86_REG_RAX, 0)
-    # Linux clears DF and TF for the handler
+    # Linux clears DF and TF for the handler, and starts it with a fresh FPU state
     cpu.reg_write(x86.UC_X86_REG_EFLAGS, regs[REG_EFLAGS] & ~0x500)
+    fpu.reset(cpu)
     return handler
 
 
@@ -104,7 +87,7 @@ def pop(cpu, uc_addr: int):
     (fpstate,) = struct.unpack_from("<Q", raw, FPREGS_PTR)
     (mask,) = struct.unpack_from("<Q", raw, SIGMASK)
     if fpstate:
-        _fxrstor(cpu, user_mem.read(fpstate, FPSTATE_SIZE))
+        fpu.restore(cpu, user_mem.read(fpstate, FPSTATE_SIZE))
     for i, reg in enumerate(GREGS):
         if i == REG_RIP:
             continue
