@@ -336,3 +336,77 @@ def test_schema_is_valid_2020_12_and_fully_worded():
 def test_importing_config_does_not_import_jsonschema():
     code = "import sys, occlum_tasks.config; sys.exit('jsonschema' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# -- limits of the enclave (issue 7: a config error with its line, not a hang) ------
+
+def _limits_config(**limits):
+    base = {"kernel_space_heap_size": "32MB", "kernel_space_stack_size": "1MB",
+            "user_space_size": "300MB", "max_num_of_threads": 32}
+    return json.dumps({"resource_limits": dict(base, **limits)}, indent=1)
+
+
+def test_enclave_size_limit_is_exact_and_agrees_with_the_layout(tmp_path):
+    from occlum_tasks.sgx.layout import EnclaveLayout
+    from occlum_tasks.sgx.limits import MAX_ENCLAVE_SIZE, PAGE_SIZE
+    # what the layout puts before user space for a one-page manifest: 2 pages, guard,
+    # 32MB heap, 32 thread slots of 1MB + 5 pages, the guard below user space
+    used = (3 + 8192 + 32 * (256 + 5) + 1) * PAGE_SIZE
+    fits = f"{MAX_ENCLAVE_SIZE - used}B"
+    over = f"{MAX_ENCLAVE_SIZE - used + PAGE_SIZE}B"
+    assert outcome(write_instance(tmp_path / "a", _limits_config(user_space_size=fits)))[0] == []
+    problems = outcome(write_instance(tmp_path / "b", _limits_config(user_space_size=over)))[0]
+    assert len(problems) == 1 and "Occlum.json:5: resource_limits.user_space_size:" in problems[0]
+    assert "64GB" in problems[0]
+    resolved = load_config(tmp_path / "a" / "Occlum.json").resolved
+    layout = EnclaveLayout.from_config(resolved, b"m" * PAGE_SIZE, bytes(16))
+    assert layout.enclave_size == MAX_ENCLAVE_SIZE and layout.total_size == MAX_ENCLAVE_SIZE
+    resolved["resource_limits"]["user_space_size"] += PAGE_SIZE
+    with pytest.raises(ConfigError, match=r"user_space_size: too large.*at most 64GB"):
+        EnclaveLayout.from_config(resolved, b"m" * PAGE_SIZE, bytes(16))
+
+
+def test_thread_limit_is_the_layouts(tmp_path):
+    from occlum_tasks.sgx.layout import EnclaveLayout
+    from occlum_tasks.sgx.limits import MAX_THREADS
+    limits = load_schema()["properties"]["resource_limits"]["properties"]["max_num_of_threads"]
+    assert limits["maximum"] == MAX_THREADS
+    ok = _limits_config(max_num_of_threads=MAX_THREADS, kernel_space_stack_size="64KB")
+    assert outcome(write_instance(tmp_path / "a", ok))[0] == []
+    resolved = load_config(tmp_path / "a" / "Occlum.json").resolved
+    EnclaveLayout.from_config(resolved, b"m", bytes(16))
+    resolved["resource_limits"]["max_num_of_threads"] += 1
+    with pytest.raises(ConfigError, match=f"max_num_of_threads: {MAX_THREADS + 1} is more than"):
+        EnclaveLayout.from_config(resolved, b"m", bytes(16))
+
+
+def test_max_sizes_count_only_with_edmm(tmp_path):
+    text = _limits_config(kernel_space_heap_max_size="128GB", user_space_max_size="1TB",
+                          user_space_size="63GB")
+    assert outcome(write_instance(tmp_path / "a", text)) == ([], [])
+    with_edmm = json.loads(text)
+    with_edmm["feature"] = {"enable_edmm": True}
+    problems = outcome(write_instance(tmp_path / "b", json.dumps(with_edmm, indent=1)))[0]
+    assert len(problems) == 1 and "resource_limits.user_space_max_size:" in problems[0], problems
+
+
+def test_hostfs_outside_the_instance_is_said_aloud(tmp_path, monkeypatch):
+    instance = tmp_path / "inst"
+    (tmp_path / "elsewhere").mkdir()
+    config = json.loads(render_template(plain=True))
+    config["mount"] += [{"target": "/all", "type": "hostfs", "source": "/"},
+                        {"target": "/up", "type": "hostfs", "source": "../elsewhere"},
+                        {"target": "/back", "type": "hostfs", "source": "../inst"}]
+    path = write_instance(instance, json.dumps(config, indent=1))
+    (instance / "inside").symlink_to(tmp_path / "elsewhere")
+    config["mount"].append({"target": "/link", "type": "hostfs", "source": "inside"})
+    path.write_text(json.dumps(config, indent=1))
+    monkeypatch.chdir(instance)
+    problems, warnings = outcome(Path("Occlum.json"))
+    assert problems == []
+    assert len(warnings) == 3, warnings
+    assert "mount[4].source: \"/\" is the host's root" in warnings[0]
+    outside = f"everything under {(tmp_path / 'elsewhere').resolve()}"
+    assert "mount[5].source" in warnings[1] and outside in warnings[1]
+    # a link inside the instance that leads out is outside too
+    assert "mount[7].source" in warnings[2] and outside in warnings[2]

@@ -427,3 +427,34 @@ def test_release_key_signature_fails_under_another_modulus(release_key, debug_ke
     # half the time the signature is above the other modulus, which is refused first
     with pytest.raises(SignError, match="signature does not match|SIGNATURE is not smaller"):
         verify_sigstruct(bytes(blob))
+
+
+def _by_hand(layout, manifest, mac):
+    """The records written out from the expanded regions, one page at a time."""
+    stream = struct.pack("<8sIQ44x", b"ECREATE\0", 1, layout.enclave_size)
+    for r in layout.regions:
+        if r.kind == "measured":
+            for offset, page in layout.measured_pages(r, manifest, mac):
+                stream += _measured(offset, r.flags, page)
+        elif r.kind == "added":
+            stream += b"".join(_eadd(r.offset + i * 4096, r.flags) for i in range(r.pages))
+    return stream
+
+
+def test_fast_measurement_equals_the_records_by_hand_across_4gib():
+    """Thread slots that straddle the 4 GiB line (the fast path splits offsets into
+    32-bit halves), EDMM-reserved threads, a kernel heap reserve pushing them there."""
+    res = resolved(threads=5, stack=12 * KB, edmm=True, init_num_of_threads=3,
+                   kernel_space_heap_max_size=4 * 1024 * MB - 40 * KB, user_space_max_size=16 * KB)
+    layout = EnclaveLayout.from_config(res, MANIFEST, CONFIG_MAC)
+    starts = [layout.region("tcs", t).offset for t in range(5)]
+    assert starts[0] < 1 << 32 < starts[-1]
+    assert measure(layout, MANIFEST, CONFIG_MAC) == hashlib.sha256(
+        _by_hand(layout, MANIFEST, CONFIG_MAC)).digest()
+
+
+def test_layout_file_does_not_grow_with_threads():
+    few = EnclaveLayout.from_config(resolved(threads=2), MANIFEST, CONFIG_MAC).to_json()
+    many = EnclaveLayout.from_config(resolved(threads=60000), MANIFEST, CONFIG_MAC).to_json()
+    assert len(many) < len(few) + 64
+    assert EnclaveLayout.from_json(many).max_num_of_threads == 60000

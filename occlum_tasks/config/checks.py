@@ -8,6 +8,7 @@ ones to the schema's message (so nothing is reported twice).
 import re
 from pathlib import Path
 
+from .bounds import check_bounds
 from .defaults import effective, section
 from .report import normalise_path, show
 from .sizes import SIZE_RE, format_size, parse_size
@@ -53,6 +54,7 @@ def check_semantics(config, findings, instance_dir):
     _check_limits(config, findings)
     _check_metadata(config, findings)
     _check_env(config, findings)
+    check_bounds(config, findings, instance_dir)
     if "mount" in config and isinstance(config["mount"], list):
         _check_mounts(config["mount"], findings, Path(instance_dir))
 

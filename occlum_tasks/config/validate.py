@@ -104,7 +104,10 @@ def _record(error, findings):
     elif keyword == "const":
         findings.error(path, f"{show(value)} must be {show(error.validator_value)}")
     elif keyword in ("minimum", "maximum"):
-        findings.error(path, f"{show(value)} is out of range; {_range_words(schema)}")
+        # x-why explains a bound that is a limit of occlum-py (a maximum)
+        why = schema.get("x-why") if keyword == "maximum" else None
+        findings.error(path, f"{show(value)} is out of range; {_range_words(schema)}"
+                             + (f" ({why})" if why else ""))
     elif keyword == "minLength":
         findings.error(path, f"{show(value)} is empty; expected {expected or 'some text'}")
     else:

@@ -28,6 +28,16 @@ Regions, in address order from the enclave base:
 
 The enclave size (ECREATE) is the next power of two at or above the end of the last
 region, as SGX requires a naturally aligned power-of-two ELRANGE.
+
+The threads' regions repeat with a fixed stride, so the layout keeps them as one
+ThreadRun (per-thread template, count, stride) rather than five Regions per thread:
+10,000 threads then cost a few objects, not 50,000 (``regions`` still expands them).
+
+Limits (sgx/limits.py): the enclave size is at most MAX_ENCLAVE_SIZE,
+the largest power-of-two ELRANGE that the SGX SDK's signer accepts (it refuses an enclave
+of 0x1F_FFFF_FFFF bytes or more) and the MaxEnclaveSize_64 (2^36) of many SGX CPUs; and
+at most MAX_THREADS threads. Both keep the measurement, which `occlum run` repeats at
+every start, around a second at worst.
 """
 from __future__ import annotations
 
@@ -37,8 +47,9 @@ from typing import Mapping
 
 from ..errors import ConfigError, IntegrityError
 from .fields import FieldTable
+from .limits import (NSSA, PAGE_SIZE, SSA_FRAME_SIZE, pages_for, size_limit_problem,
+                     thread_slot_pages)
 
-PAGE_SIZE = 4096
 
 # SECINFO.FLAGS (SDM): permissions in bits 0-2, page type in bits 8-15.
 SECINFO_R = 0x1
@@ -51,12 +62,6 @@ FLAGS_RW = PT_REG | SECINFO_R | SECINFO_W
 FLAGS_RWX = PT_REG | SECINFO_R | SECINFO_W | SECINFO_X
 FLAGS_TCS = PT_TCS  # a TCS page carries no R/W/X bits
 
-# One SSA frame holds the GPRs plus the XSAVE area; with XFRM = x87|SSE (0x3) the
-# legacy XSAVE area (512 + 64 bytes) and GPRSGX fit in one page, as the SGX SDK sizes it.
-SSA_FRAME_SIZE = 1
-# Two frames per thread, as the SDK gives each TCS, so that an exception raised while
-# the first frame is in use (nested AEX) still has somewhere to go.
-NSSA = 2
 
 # How a region's pages are built; only "measured" and "added" pages exist at EINIT.
 MEASURED = "measured"   # EADD + 16 EEXTEND per page: contents are part of MRENCLAVE
@@ -66,7 +71,11 @@ RESERVED = "reserved"   # EDMM: inside ELRANGE, committed later with EAUG, not m
 KINDS = (MEASURED, ADDED, GUARD, RESERVED)
 
 LAYOUT_FORMAT = "occlum-py enclave layout"
+# The version of the layout itself, measured in the config page; the file that records
+# it (build/lib/enclave.layout) has its own version: version 2 lists the threads as runs.
 LAYOUT_VERSION = 1
+LAYOUT_FILE_VERSION = 2
+
 
 CONFIG_MAGIC = b"OCCLUM-PY-CONFIG"
 # The measured config page. Besides the config MAC it repeats every layout parameter,
@@ -124,10 +133,6 @@ PARAMETERS = (
 CONFIG_MAC_SIZES = (16, 32)
 
 
-def pages_for(size: int) -> int:
-    return -(-size // PAGE_SIZE)
-
-
 def next_power_of_two(value: int) -> int:
     return 1 << max(value - 1, 1).bit_length()
 
@@ -153,7 +158,36 @@ class Region:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "offset": self.offset, "pages": self.pages,
-                "kind": self.kind, "secinfo": self.flags, "thread": self.thread}
+                "kind": self.kind, "secinfo": self.flags}
+
+
+@dataclass(frozen=True)
+class ThreadRun:
+    """Threads ``first`` .. ``first + count - 1``, each a copy of ``template`` (Regions
+    with offsets relative to the thread's slot), the slots ``stride`` bytes apart."""
+
+    first: int
+    count: int
+    offset: int
+    stride: int
+    template: tuple
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.count * self.stride
+
+    def slot(self, thread: int) -> int:
+        return self.offset + (thread - self.first) * self.stride
+
+    def regions_of(self, thread: int) -> list:
+        base = self.slot(thread)
+        return [Region(r.name, base + r.offset, r.pages, r.kind, r.flags, thread)
+                for r in self.template]
+
+    def to_dict(self) -> dict:
+        return {"name": "threads", "offset": self.offset, "first_thread": self.first,
+                "threads": self.count, "stride": self.stride,
+                "each": [r.to_dict() for r in self.template]}
 
 
 def _int(value, where: str) -> int:
@@ -176,7 +210,7 @@ class EnclaveLayout:
                  enable_edmm: bool = False,
                  ssa_frame_size: int = SSA_FRAME_SIZE, nssa: int = NSSA):
         rl = "resource_limits."
-        if manifest_size <= 0:
+        if _int(manifest_size, "manifest_size") == 0:
             raise ConfigError(["the runtime manifest is empty"])
         if config_mac_size not in CONFIG_MAC_SIZES:
             raise ConfigError([f"the config MAC is {config_mac_size} bytes; expected 16 or 32"])
@@ -186,7 +220,8 @@ class EnclaveLayout:
                             ("max_num_of_threads", max_num_of_threads)):
             if _int(value, rl + name) == 0:
                 raise ConfigError([f"{rl}{name}: must be greater than 0"])
-        if ssa_frame_size < 1 or nssa < 1:
+        if not (isinstance(ssa_frame_size, int) and isinstance(nssa, int)
+                and 1 <= ssa_frame_size <= 16 and 1 <= nssa <= 16):
             raise ConfigError([f"SSA frames: size {ssa_frame_size} pages x {nssa} is invalid"])
         enable_edmm = bool(enable_edmm)
         # Sizes are rounded up to whole pages: SGX builds enclaves from pages.
@@ -213,6 +248,15 @@ class EnclaveLayout:
             # init_num_of_threads knobs have no meaning and are normalised away, so
             # that setting them cannot change MRENCLAVE.
             heap_max, user_max, init_threads = heap, user, max_num_of_threads
+        # Refused before anything is derived: a huge layout must fail fast, not slowly.
+        problem = size_limit_problem(
+            manifest_size=manifest_size, kernel_space_heap_max_size=heap_max,
+            kernel_space_stack_size=stack, max_num_of_threads=max_num_of_threads,
+            user_space_max_size=user_max,
+            heap_field="kernel_space_heap_max_size" if enable_edmm else "kernel_space_heap_size",
+            user_field="user_space_max_size" if enable_edmm else "user_space_size")
+        if problem:
+            raise ConfigError([f"{rl}{problem[0]}: {problem[1]}"])
         self.manifest_size = manifest_size
         self.config_mac_size = config_mac_size
         self.kernel_space_heap_size = heap
@@ -225,8 +269,9 @@ class EnclaveLayout:
         self.ssa_frame_size = ssa_frame_size
         self.nssa = nssa
         self.enable_edmm = enable_edmm
-        self.regions: tuple[Region, ...] = self._derive_regions()
-        self.enclave_size = next_power_of_two(self.regions[-1].end)
+        self.areas: tuple = self._derive_areas()
+        self.enclave_size = next_power_of_two(self.areas[-1].end)
+        self._regions = None
 
     # --- construction -----------------------------------------------------------
 
@@ -255,14 +300,15 @@ class EnclaveLayout:
             enable_edmm=bool(feature.get("enable_edmm", False)),
         )
 
-    def _derive_regions(self) -> tuple[Region, ...]:
-        regions: list[Region] = []
+    def _derive_areas(self) -> tuple:
+        """Global Regions and ThreadRuns, in address order (the module docstring)."""
+        areas: list = []
         at = 0
 
-        def add(name, pages, kind, flags=0, thread=None):
+        def add(name, pages, kind, flags=0):
             nonlocal at
             if pages:
-                regions.append(Region(name, at, pages, kind, flags, thread))
+                areas.append(Region(name, at, pages, kind, flags))
                 at += pages * PAGE_SIZE
 
         add("manifest", pages_for(self.manifest_size), MEASURED, FLAGS_R)
@@ -272,21 +318,31 @@ class EnclaveLayout:
         add("kernel_heap", heap_pages, ADDED, FLAGS_RW)
         add("kernel_heap", pages_for(self.kernel_space_heap_max_size) - heap_pages,
             RESERVED, FLAGS_RW)
-        stack_pages = pages_for(self.kernel_space_stack_size)
-        for t in range(self.max_num_of_threads):
-            live = t < self.init_num_of_threads
-            add("guard", 1, GUARD, thread=t)
-            add("tcs", 1, MEASURED if live else RESERVED, FLAGS_TCS, t)
-            add("ssa", self.nssa * self.ssa_frame_size, ADDED if live else RESERVED,
-                FLAGS_RW, t)
-            add("guard", 1, GUARD, thread=t)
-            add("kernel_stack", stack_pages, ADDED if live else RESERVED, FLAGS_RW, t)
+        stride = thread_slot_pages(self.kernel_space_stack_size, self.nssa,
+                                   self.ssa_frame_size) * PAGE_SIZE
+        for first, count, live in ((0, self.init_num_of_threads, True),
+                                   (self.init_num_of_threads,
+                                    self.max_num_of_threads - self.init_num_of_threads, False)):
+            if count:
+                areas.append(ThreadRun(first, count, at, stride, self._thread_template(live)))
+                at += count * stride
         add("guard", 1, GUARD)
         user_pages = pages_for(self.user_space_size)
         add("user_space", user_pages, ADDED, FLAGS_RWX)
         add("user_space", pages_for(self.user_space_max_size) - user_pages, RESERVED,
             FLAGS_RWX)
-        return tuple(regions)
+        return tuple(areas)
+
+    def _thread_template(self, live: bool) -> tuple:
+        """One thread's slot: guard, TCS, SSA, guard below the stack, kernel stack."""
+        kind_tcs, kind_rest = (MEASURED, ADDED) if live else (RESERVED, RESERVED)
+        ssa_pages = self.nssa * self.ssa_frame_size
+        return (Region("guard", 0, 1, GUARD, 0),
+                Region("tcs", PAGE_SIZE, 1, kind_tcs, FLAGS_TCS),
+                Region("ssa", 2 * PAGE_SIZE, ssa_pages, kind_rest, FLAGS_RW),
+                Region("guard", (2 + ssa_pages) * PAGE_SIZE, 1, GUARD, 0),
+                Region("kernel_stack", (3 + ssa_pages) * PAGE_SIZE,
+                       pages_for(self.kernel_space_stack_size), kind_rest, FLAGS_RW))
 
     # --- queries ----------------------------------------------------------------
 
@@ -302,28 +358,60 @@ class EnclaveLayout:
     def __repr__(self) -> str:
         return f"EnclaveLayout(enclave_size={self.enclave_size:#x}, {self.parameters()})"
 
+    @property
+    def regions(self) -> tuple:
+        """Every region, the threads' expanded (for inspection; the measurement and the
+        file use ``areas``)."""
+        if self._regions is None:
+            out = []
+            for area in self.areas:
+                if isinstance(area, ThreadRun):
+                    for t in range(area.first, area.first + area.count):
+                        out.extend(area.regions_of(t))
+                else:
+                    out.append(area)
+            self._regions = tuple(out)
+        return self._regions
+
+    def _run_of(self, thread: int) -> ThreadRun:
+        for area in self.areas:
+            if isinstance(area, ThreadRun) and area.first <= thread < area.first + area.count:
+                return area
+        raise KeyError(f"no thread {thread}")
+
     def region(self, name: str, thread: int | None = None, kind: str | None = None) -> Region:
         """The first region called ``name`` (of ``thread``, of ``kind`` if given)."""
-        for r in self.regions:
-            if r.name == name and r.thread == thread and (kind is None or r.kind == kind):
+        if thread is None:
+            candidates = [a for a in self.areas if isinstance(a, Region)]
+        else:
+            candidates = self._run_of(thread).regions_of(thread)
+        for r in candidates:
+            if r.name == name and (kind is None or r.kind == kind):
                 return r
         raise KeyError(f"no region {name!r} for thread {thread}")
 
     def thread_regions(self, thread: int) -> dict[str, Region]:
         """``tcs``, ``ssa`` and ``kernel_stack`` of one thread."""
-        return {r.name: r for r in self.regions if r.thread == thread and r.kind != GUARD}
+        return {r.name: r for r in self._run_of(thread).regions_of(thread) if r.kind != GUARD}
 
     @property
     def tcs_offsets(self) -> list[int]:
-        return [r.offset for r in self.regions if r.name == "tcs"]
+        return [area.slot(t) + PAGE_SIZE for area in self.areas if isinstance(area, ThreadRun)
+                for t in range(area.first, area.first + area.count)]
 
     @property
     def total_size(self) -> int:
         """End of the last region; ELRANGE (enclave_size) rounds this up."""
-        return self.regions[-1].end
+        return self.areas[-1].end
 
     def count_pages(self, kind: str) -> int:
-        return sum(r.pages for r in self.regions if r.kind == kind)
+        total = 0
+        for area in self.areas:
+            if isinstance(area, ThreadRun):
+                total += area.count * sum(r.pages for r in area.template if r.kind == kind)
+            elif area.kind == kind:
+                total += area.pages
+        return total
 
     # --- page contents of measured regions -------------------------------------
 
@@ -343,8 +431,11 @@ class EnclaveLayout:
         return CONFIG_PAGE.pack(values)
 
     def tcs_page(self, thread: int) -> bytes:
-        ssa = self.region("ssa", thread)
-        return TCS.pack({"ossa": ssa.offset, "cssa": 0, "nssa": self.nssa,
+        return self.tcs_page_at(self.region("ssa", thread).offset)
+
+    def tcs_page_at(self, ossa: int) -> bytes:
+        """The TCS page of a thread whose first SSA frame is at ``ossa``."""
+        return TCS.pack({"ossa": ossa, "cssa": 0, "nssa": self.nssa,
                          "oentry": TCS_ENTRY, "ofsbasgx": 0, "ogsbasgx": 0,
                          "fslimit": TCS_SEGMENT_LIMIT, "gslimit": TCS_SEGMENT_LIMIT})
 
@@ -363,16 +454,18 @@ class EnclaveLayout:
 
     # --- serialisation (build/lib/enclave.layout) ------------------------------
 
-    def to_json(self) -> str:
-        doc = {
+    def _document(self) -> dict:
+        return {
             "format": LAYOUT_FORMAT,
-            "version": LAYOUT_VERSION,
+            "version": LAYOUT_FILE_VERSION,
             "page_size": PAGE_SIZE,
             "enclave_size": self.enclave_size,
             "parameters": self.parameters(),
-            "regions": [r.to_dict() for r in self.regions],
+            "regions": [a.to_dict() for a in self.areas],
         }
-        return json.dumps(doc, indent=1, sort_keys=True) + "\n"
+
+    def to_json(self) -> str:
+        return json.dumps(self._document(), indent=1, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str = "enclave.layout") -> "EnclaveLayout":
@@ -386,9 +479,9 @@ class EnclaveLayout:
             doc = json.loads(text)
             if doc.get("format") != LAYOUT_FORMAT:
                 raise ValueError(f"not an enclave layout (format {doc.get('format')!r})")
-            if doc.get("version") != LAYOUT_VERSION:
-                raise ValueError(f"layout version {doc.get('version')!r}, "
-                                 f"this runtime reads {LAYOUT_VERSION}")
+            if doc.get("version") != LAYOUT_FILE_VERSION:
+                raise ValueError(f"layout file version {doc.get('version')!r}, this "
+                                 f"runtime reads {LAYOUT_FILE_VERSION} (run `occlum build`)")
             params = doc["parameters"]
             unknown = set(params) - set(PARAMETERS)
             if unknown:
@@ -397,8 +490,7 @@ class EnclaveLayout:
         except (ValueError, KeyError, TypeError, AttributeError, ConfigError) as exc:
             detail = exc.args[0] if isinstance(exc, KeyError) else str(exc)
             raise IntegrityError(f"{source}: unreadable enclave layout: {detail}") from None
-        if (doc.get("page_size") != PAGE_SIZE or doc.get("enclave_size") != layout.enclave_size
-                or doc.get("regions") != [r.to_dict() for r in layout.regions]):
+        if doc != layout._document():
             raise IntegrityError(f"{source}: its regions do not follow from its parameters "
                                  "(the file was edited or written by another version)")
         return layout
