@@ -7,7 +7,9 @@ names what failed (docs/enclave-formats.md, "Launch"):
      build/lib/enclave.layout, build/lib/runtime.manifest and build/.Occlum_sys.mac
      against the signed MRENCLAVE, the protected config against that measured MAC,
      the enclave's attributes against the signed ones;
-  b. the LibOS code about to run against the measured runtime manifest;
+  b. the runtime about to run (LibOS, SEFS, unicorn) against the measured runtime
+     manifest; from here on its modules come only from the bytes hashed there
+     (runtime_loader.py; nothing of it runs before EINIT);
   c. the verified config: root MACs, mount entries, the .ROOT_MAC copies;
   d. initfs and the image against their root MACs (wholly, or the root only for big
      images, whose blocks are then checked as they are read); the image key;
@@ -84,14 +86,14 @@ def _read(instance: Path, rel: Path) -> bytes:
 
 
 def _canonical_mac(data: bytes, rel: Path) -> bytes:
-    """A MAC file as the build writes it (hex pairs joined by '-', one newline); any
-    other form is refused, so that no byte of it can change unnoticed."""
-    from .image.keys import format_mac, parse_mac
+    """A MAC file as the build writes it (16 hex pairs joined by '-', one newline); any
+    other form is refused, so that no byte of it can change unnoticed. Parsed here, not
+    with image.keys: image/ is measured code, and none of it runs before EINIT."""
     try:
-        mac = parse_mac(data.decode("ascii"))
+        mac = bytes.fromhex(data.decode("ascii").replace("-", ""))
     except (UnicodeDecodeError, ValueError):
-        raise IntegrityError(f"{rel}: not a MAC as the build writes it") from None
-    if data != (format_mac(mac) + "\n").encode():
+        mac = b""
+    if len(mac) != 16 or data != ("-".join(f"{b:02x}" for b in mac) + "\n").encode():
         raise IntegrityError(f"{rel}: not a MAC as the build writes it")
     return mac
 
@@ -108,16 +110,18 @@ def _load_layout(text: bytes):
 
 # --- b. the runtime ------------------------------------------------------------------
 
-def check_runtime(measured: bytes, current: str, libos_dir) -> None:
-    from .runtime_manifest import first_difference
-    if measured != current.encode():
-        try:
-            text = measured.decode()
-        except UnicodeDecodeError:
-            text = ""
-        what = first_difference(text, current, libos_dir)
-        raise IntegrityError(f"the runtime differs from the measured {RUNTIME_MANIFEST}: "
-                             f"{what} (run `occlum build` to measure and sign it)")
+def load_runtime_from(runtime, manifest: bytes, secret_file, load: bool) -> None:
+    """Check the runtime read at start-up against the measured manifest; with ``load``,
+    make it the only source of the runtime's modules in this process, compiled by the
+    measured loader (cached under the platform's key beside its secret)."""
+    if not load:
+        runtime.check(manifest)
+        return
+    runtime.check(manifest, with_library=False)   # the library: as its binding loads it
+    from .runtime_code_cache import FOLDER_NAME, CodeCache, cache_key
+    from .sgx import keys
+    folder = Path(secret_file or keys.secret_path()).parent / FOLDER_NAME
+    runtime.install(CodeCache(folder, cache_key(keys.platform_secret(secret_file))))
 
 
 # --- c. the verified config ----------------------------------------------------------
@@ -300,24 +304,29 @@ def log_level(metadata: Mapping, host_env: Mapping) -> str | None:
 # --- the whole launch ----------------------------------------------------------------
 
 def prepare_launch(instance_dir, path: str, args, host_env: Mapping,
-                   image_key: bytes | None = None, *, verify_image: str = "auto",
-                   secret_file=None, libos_dir=None, config_id: bytes | None = None,
+                   image_key: bytes | None = None, *, image_key_file=None,
+                   verify_image: str = "auto",
+                   secret_file=None, runtime_roots=None, load_runtime: bool = True,
+                   config_id: bytes | None = None,
                    config_svn: int = 0) -> Launch:
     """Verify the built instance in ``instance_dir`` and prepare ``path`` to run.
 
-    ``image_key``: the key of an encrypted image that has none built in. ``verify_image``:
+    ``image_key``: the key of an encrypted image that has none built in (or
+    ``image_key_file``, its file, read once the runtime is checked). ``verify_image``:
     "auto" (whole image if small), "all" or "root". ``secret_file``: the platform secret
-    (default: sgx.keys.secret_path()). ``libos_dir``: the LibOS code that will run (the
-    package's own; tests point it elsewhere). Raises IntegrityError / SignError, or
-    ProgramPathError (status 127), each one line.
+    (default: sgx.keys.secret_path()). ``runtime_roots``: {"occlum_tasks": folder,
+    "unicorn": folder}, the runtime that will run (the installed one by default).
+    ``load_runtime``: from step b on, this process takes the runtime's modules only from
+    the bytes checked (runtime_loader.py); False checks them but leaves the process's
+    imports alone (tests that prepare launches in-process). Raises IntegrityError /
+    SignError, or ProgramPathError (status 127), each one line.
     """
-    from .runtime_manifest import LIBOS_DIR, manifest_text
+    from .runtime_loader import Runtime
     from .sgx import keys
     from .sgx.einit import einit
     if verify_image not in VERIFY_MODES:
         raise ValueError(f"verify_image must be one of {VERIFY_MODES}")
     instance = Path(instance_dir)
-    libos_dir = LIBOS_DIR if libos_dir is None else Path(libos_dir)
     timings, t0 = {}, time.perf_counter()
 
     def lap(stage):
@@ -327,20 +336,29 @@ def prepare_launch(instance_dir, path: str, args, host_env: Mapping,
         t0 = now
 
     # Every input is read once; what is checked is what is used.
+    runtime = Runtime(runtime_roots)    # read and hashed; unicorn's library on a thread
     sigstruct = _read(instance, SIGSTRUCT)
     layout = _load_layout(_read(instance, LAYOUT))
     manifest = _read(instance, RUNTIME_MANIFEST)
     config_mac = _canonical_mac(_read(instance, SYS_MAC), SYS_MAC)
     protected = _read(instance, SYS_PROTECTED)
-    current = manifest_text(libos_dir)
     lap("read")
     # a. EINIT (the config is opened there: it holds the attributes the enclave asks for)
-    identity, config = einit(sigstruct, layout, manifest, config_mac, protected,
-                             current_manifest=current.encode(), config_id=config_id,
-                             config_svn=config_svn)
+    try:
+        identity, config = einit(sigstruct, layout, manifest, config_mac, protected,
+                                 config_id=config_id, config_svn=config_svn)
+    except IntegrityError:
+        # again, for the message only: it names the manifest if it no longer describes
+        # the runtime installed (which needs the library's hash, so not on the fast path)
+        einit(sigstruct, layout, manifest, config_mac, protected, config_id=config_id,
+              config_svn=config_svn, current_manifest=runtime.current_manifest().encode())
+        raise
     lap("einit")
-    # b. the code about to run is the measured code
-    check_runtime(manifest, current, libos_dir)
+    # b. the code about to run is the measured code, and only it will be loaded
+    load_runtime_from(runtime, manifest, secret_file, load_runtime)
+    if image_key_file is not None:
+        from .image.keys import read_image_key_file
+        image_key = read_image_key_file(image_key_file)
     # the layout was checked by the measurement; it must also be the config's
     from .sgx.layout import EnclaveLayout
     if EnclaveLayout.from_config(config, manifest, config_mac) != layout:
@@ -384,15 +402,15 @@ def split_at_program(path: str, argv) -> tuple[list, list]:
     return argv, []
 
 
-def run_in_enclave(path, args, *, image_key_file=None, instance_dir=None, host_env=None):
+def run_in_enclave(path, args, *, image_key_file=None, instance_dir=None, host_env=None,
+                   load_runtime=True):
     """`occlum run PATH ARGS` in the current instance: verify, then boot. Returns the
     exit status; failures are one line on stderr (status 1, or 127 when the program
-    cannot be started)."""
+    cannot be started). ``load_runtime``: as prepare_launch's (False only in tests)."""
     try:
-        from .image.keys import read_image_key_file
-        key = read_image_key_file(image_key_file) if image_key_file else None
         launch = prepare_launch(Path.cwd() if instance_dir is None else instance_dir, path,
-                                list(args), os.environ if host_env is None else host_env, key)
+                                list(args), os.environ if host_env is None else host_env,
+                                image_key_file=image_key_file, load_runtime=load_runtime)
         return boot(launch)
     except ProgramPathError as err:
         print(f"occlum run: {err}", file=sys.stderr)

@@ -1,77 +1,128 @@
-"""The runtime manifest: hashes of the LibOS code that `occlum run` executes.
+"""The runtime manifest: hashes of every file of the code that runs inside the enclave.
 
 The `runtime` build step writes it to build/lib/runtime.manifest and the `sign` step
-measures it into MRENCLAVE; `occlum run` hashes the code again just before it boots
-and refuses a runtime that differs from the measured manifest. Both sides call
-manifest_text() here, so that they cannot drift apart.
+measures it into MRENCLAVE; `occlum run` hashes the files again before it boots,
+refuses a runtime that differs, and then runs exactly the bytes it hashed
+(runtime_loader.py). Both sides use this module, so that they cannot drift apart.
+What is inside the measured runtime, and why, is docs/runtime-boundary.md.
 
 Format (text, one item per line, "\\n" line ends):
 
-    occlum-py runtime manifest 1
+    occlum-py runtime manifest 2
     unicorn <version of the installed unicorn distribution>
-    <sha256 hex>  <path relative to occlum_tasks/libos, "/" separated>
+    <sha256 hex>  <file, "/" separated, relative to the folder holding its package>
     ...
 
-Files are every ``*.py`` under occlum_tasks/libos (``__pycache__`` excluded), sorted by
-path; no timestamps, no absolute paths: the same code gives the same bytes anywhere.
+The files (RUNTIME_TREES), sorted by name: every ``*.py`` of occlum_tasks/libos (the
+LibOS), occlum_tasks/image (SEFS: the formats the LibOS reads and writes, their keys
+and MACs) and of the unicorn package (the CPU emulator's binding), and the shared
+library that binding loads (unicorn/lib/libunicorn.so.2). ``__pycache__`` is never
+listed: bytecode is made from the measured sources, not read from there. No
+timestamps, no absolute paths: the same code gives the same bytes anywhere. The
+unicorn line only sharpens the message when another unicorn is installed; the hashes
+of its files are what counts.
 
-This module is on the `occlum run` path: it imports nothing heavy (no doit, no
-importlib.metadata unless the fast lookup of unicorn's version fails).
+This module is on the `occlum run` path: it imports nothing heavy (no doit, no unicorn,
+no importlib.metadata unless the fast lookup of unicorn's version fails).
 """
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Mapping
 
-LIBOS_DIR = Path(__file__).resolve().parent / "libos"
-MANIFEST_HEADER = "occlum-py runtime manifest 1"
+PACKAGE_DIR = Path(__file__).resolve().parent
+MANIFEST_HEADER = "occlum-py runtime manifest 2"
 UNICORN_LINE = "unicorn "
+UNICORN_LIBRARY = "unicorn/lib/libunicorn.so.2"
+# (package, folder inside it): the Python code of the measured runtime. Each is also a
+# module namespace that the measured loader owns while an enclave runs.
+RUNTIME_TREES = (("occlum_tasks", "libos"), ("occlum_tasks", "image"), ("unicorn", ""))
 
 
-def libos_sources(libos_dir: Path = LIBOS_DIR) -> list[Path]:
-    return sorted(p for p in Path(libos_dir).rglob("*.py") if "__pycache__" not in p.parts)
-
-
-def unicorn_version() -> str:
-    """The version of the installed unicorn distribution.
-
-    Read from the METADATA of the dist-info folder beside the unicorn package that
-    `import unicorn` finds (the first sys.path entry holding it), which is what
-    importlib.metadata.version reads too, without importing unicorn, importlib.metadata
-    or importlib.util: they cost 7-30 ms each, and `occlum run` has 350 ms in all.
-    """
+def unicorn_dir() -> Path:
+    """The unicorn package that `import unicorn` finds (the first sys.path entry
+    holding it), located without importing it."""
     import sys
     for entry in sys.path:
         site = Path(entry or ".")
-        if not (site / "unicorn" / "__init__.py").is_file():
+        if (site / "unicorn" / "__init__.py").is_file():
+            return (site / "unicorn").resolve()
+    from importlib.util import find_spec
+    spec = find_spec("unicorn")
+    if spec is None or not spec.origin:
+        from .errors import IntegrityError
+        raise IntegrityError("unicorn is not installed (pip install unicorn==2.1.4)")
+    return Path(spec.origin).resolve().parent
+
+
+def runtime_roots() -> dict[str, Path]:
+    """{package name: its folder} for the packages the measured runtime draws on."""
+    return {"occlum_tasks": PACKAGE_DIR, "unicorn": unicorn_dir()}
+
+
+def runtime_files(roots: Mapping[str, Path] | None = None) -> list[tuple[str, Path]]:
+    """[(manifest name, file)] of the runtime in ``roots`` (runtime_roots() by default),
+    sorted by name."""
+    roots = runtime_roots() if roots is None else roots
+    out = []
+    for package, folder in RUNTIME_TREES:
+        top = Path(roots[package])
+        for path in (top / folder).rglob("*.py"):
+            rel = path.relative_to(top)
+            if "__pycache__" not in rel.parts:
+                out.append((f"{package}/{rel.as_posix()}", path))
+    package, _, rest = UNICORN_LIBRARY.partition("/")
+    out.append((UNICORN_LIBRARY, Path(roots[package]) / rest))
+    return sorted(out)
+
+
+def unicorn_version(roots: Mapping[str, Path] | None = None) -> str:
+    """The version of the unicorn distribution installed beside its package.
+
+    Read from the METADATA of the dist-info folder beside the unicorn package, which is
+    what importlib.metadata.version reads too, without importing unicorn or
+    importlib.metadata: they cost 7-30 ms each, and `occlum run` starts in ~150 ms.
+    """
+    site = (Path(roots["unicorn"]) if roots else unicorn_dir()).parent
+    for info in sorted(site.glob("unicorn-*.dist-info")):
+        try:
+            with open(info / "METADATA", encoding="utf-8") as f:
+                for line in f:
+                    if line.startswith("Version:"):
+                        return line.split(":", 1)[1].strip()
+                    if not line.strip():
+                        break       # end of the headers
+        except OSError:
             continue
-        for info in sorted(site.glob("unicorn-*.dist-info")):
-            try:
-                with open(info / "METADATA", encoding="utf-8") as f:
-                    for line in f:
-                        if line.startswith("Version:"):
-                            return line.split(":", 1)[1].strip()
-                        if not line.strip():
-                            break       # end of the headers
-            except OSError:
-                continue
-        break
     from importlib.metadata import version
     return version("unicorn")
 
 
-def manifest_text(libos_dir: Path = LIBOS_DIR) -> str:
-    """The manifest of the LibOS code in ``libos_dir`` (the package's own by default)."""
-    libos_dir = Path(libos_dir)
-    lines = [MANIFEST_HEADER, f"{UNICORN_LINE}{unicorn_version()}"]
-    for path in libos_sources(libos_dir):
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        lines.append(f"{digest}  {path.relative_to(libos_dir).as_posix()}")
+def manifest_from(digests: Mapping[str, str], unicorn: str) -> str:
+    """The manifest's text for {name: sha256 hex}."""
+    lines = [MANIFEST_HEADER, f"{UNICORN_LINE}{unicorn}"]
+    lines += [f"{digests[name]}  {name}" for name in sorted(digests)]
     return "\n".join(lines) + "\n"
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def manifest_text(roots: Mapping[str, Path] | None = None) -> str:
+    """The manifest of the runtime in ``roots`` (the installed one by default)."""
+    roots = runtime_roots() if roots is None else roots
+    digests = {name: file_sha256(path) for name, path in runtime_files(roots)}
+    return manifest_from(digests, unicorn_version(roots))
+
+
 def parse_manifest(text: str) -> tuple[list[str], dict[str, str]]:
-    """(header lines, {relative path: sha256 hex}) of a manifest's text."""
+    """(header lines, {name: sha256 hex}) of a manifest's text."""
     header, files = [], {}
     for line in text.splitlines():
         digest, sep, name = line.partition("  ")
@@ -82,31 +133,23 @@ def parse_manifest(text: str) -> tuple[list[str], dict[str, str]]:
     return header, files
 
 
-def first_difference(measured: str, current: str, libos_dir: Path = LIBOS_DIR) -> str:
-    """What differs first between the measured manifest and the current runtime, in
-    words: a changed, added or missing file (named by its path in the source tree), or
-    the unicorn version. Empty if the two are the same."""
-    if measured == current:
+def first_difference(measured: str, current: Mapping[str, str], unicorn: str) -> str:
+    """What differs first between the measured manifest's text and the runtime
+    installed ({name: sha256 hex}, unicorn's version), in words: a changed, added or
+    missing file, or the unicorn version. Empty if they agree."""
+    if measured == manifest_from(current, unicorn):
         return ""
     m_head, m_files = parse_manifest(measured)
-    c_head, c_files = parse_manifest(current)
-    if m_head != c_head:
+    if m_head != [MANIFEST_HEADER, f"{UNICORN_LINE}{unicorn}"]:
         m_uc = next((h for h in m_head if h.startswith(UNICORN_LINE)), "no unicorn line")
-        c_uc = next((h for h in c_head if h.startswith(UNICORN_LINE)), "no unicorn line")
-        if m_uc != c_uc:
-            return f"{c_uc} is installed, the enclave was built with {m_uc}"
-        return "the manifest header differs (built by another version of occlum-py)"
-    where = Path(libos_dir)
-    try:    # the package's own code is named as in the source tree: occlum_tasks/libos/...
-        where = where.relative_to(LIBOS_DIR.parent.parent)
-    except ValueError:
-        pass
-    for name in sorted(set(m_files) | set(c_files)):
-        shown = (where / name).as_posix()
-        if name not in c_files:
-            return f"{shown} is measured but missing"
+        if m_head[:1] != [MANIFEST_HEADER]:
+            return "the manifest header differs (built by another version of occlum-py)"
+        return f"unicorn {unicorn} is installed, the enclave was built with {m_uc}"
+    for name in sorted(set(m_files) | set(current)):
+        if name not in current:
+            return f"{name} is measured but missing"
         if name not in m_files:
-            return f"{shown} is not part of the measured runtime (added after the build)"
-        if m_files[name] != c_files[name]:
-            return f"{shown} has changed"
+            return f"{name} is not part of the measured runtime (added after the build)"
+        if m_files[name] != current[name]:
+            return f"{name} has changed"
     return "the manifest's bytes differ (it is not in the form the build writes)"

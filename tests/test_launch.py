@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from occlum_tasks import launch as L
 from occlum_tasks.errors import IntegrityError, OcclumError, SignError
 from occlum_tasks.image.keys import generate_image_key, parse_image_key
-from occlum_tasks.runtime_manifest import LIBOS_DIR
+from occlum_tasks.runtime_manifest import PACKAGE_DIR, runtime_roots
 from occlum_tasks.sgx import keys as K
 from occlum_tasks.sgx.einit import EnclaveIdentity
 
@@ -96,7 +96,9 @@ def other_key(tmp_path_factory):
 
 
 def prepare(inst, path="/bin/hello_world", args=(), env=HOST_ENV, **kw):
-    return L.prepare_launch(inst, path, list(args), env, **kw)
+    # in-process: the runtime is checked, but pytest's own imports are left alone
+    # (the measured loader is tested through `occlum run` in tests/test_runtime_loader.py)
+    return L.prepare_launch(inst, path, list(args), env, **dict({"load_runtime": False}, **kw))
 
 
 def refused(inst, **kw) -> str:
@@ -165,7 +167,7 @@ def test_boot_hands_the_verified_launch_to_the_libos(built, monkeypatch):
     from occlum_tasks.libos import enclave
     monkeypatch.setattr(enclave, "run_program", run_program)
     assert L.run_in_enclave("/bin/hello_world", ["a b"], instance_dir=built,
-                            host_env=HOST_ENV) == 42
+                            host_env=HOST_ENV, load_runtime=False) == 42
     assert seen["data"] == seen["link"] == PROGRAM
     assert seen["argv"] == ["hello_world", "a b"] and seen["envp"][0] == "OCCLUM=yes"
     assert seen["user_space_size"] == 300 << 20 and seen["max_num_of_threads"] == 32
@@ -225,7 +227,7 @@ def test_entry_point_refusal(built, path, why):
         prepare(built, path=path)
     assert why in str(info.value) and "\n" not in str(info.value)
     assert info.value.status == 127
-    assert L.run_in_enclave(path, [], instance_dir=built, host_env={}) == 127
+    assert L.run_in_enclave(path, [], instance_dir=built, host_env={}, load_runtime=False) == 127
 
 
 def test_entry_points_match_whole_components():
@@ -328,26 +330,36 @@ def test_a_changed_image_file_is_caught_even_when_only_the_root_is_verified(inst
 
 # --- the runtime -------------------------------------------------------------------------
 
-def libos_copy(tmp_path) -> Path:
-    copy = tmp_path / "libos"
-    shutil.copytree(LIBOS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    return copy
+def runtime_copy(tmp_path) -> dict:
+    """runtime_roots() with the package's measured folders copied (no __pycache__)."""
+    copy = tmp_path / "pkg" / "occlum_tasks"
+    for folder in ("libos", "image"):
+        shutil.copytree(PACKAGE_DIR / folder, copy / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return dict(runtime_roots(), occlum_tasks=copy)
 
 
 def test_the_runtime_is_checked_against_the_manifest(built, tmp_path):
-    copy = libos_copy(tmp_path)
-    prepare(built, libos_dir=copy)                      # an identical copy passes
-    victim = sorted(copy.rglob("*.py"))[-1]
-    victim.write_text(victim.read_text() + "\n# changed\n")
-    msg = refused(built, libos_dir=copy)
-    assert f"{victim.relative_to(copy.parent).as_posix()} has changed" in msg
-    assert "runtime.manifest" in msg
+    roots = runtime_copy(tmp_path)
+    prepare(built, runtime_roots=roots)                 # an identical copy passes
+    for folder in ("libos", "image"):
+        victim = sorted((roots["occlum_tasks"] / folder).rglob("*.py"))[-1]
+        original = victim.read_bytes()
+        victim.write_bytes(original + b"\n# changed\n")
+        msg = refused(built, runtime_roots=roots)
+        rel = victim.relative_to(roots["occlum_tasks"]).as_posix()
+        assert f"occlum_tasks/{rel} has changed" in msg and "runtime.manifest" in msg
+        victim.write_bytes(original)
+    (roots["occlum_tasks"] / "image" / "reader.py").unlink()
+    assert "occlum_tasks/image/reader.py is measured but missing" in refused(
+        built, runtime_roots=roots)
 
 
 def test_an_added_runtime_file_is_refused(built, tmp_path):
-    copy = libos_copy(tmp_path)
-    (copy / "zz_extra.py").write_text("print('not measured')\n")
-    assert "zz_extra.py is not part of the measured runtime" in refused(built, libos_dir=copy)
+    roots = runtime_copy(tmp_path)
+    (roots["occlum_tasks"] / "libos" / "zz_extra.py").write_text("print('not measured')\n")
+    assert ("occlum_tasks/libos/zz_extra.py is not part of the measured runtime"
+            in refused(built, runtime_roots=roots))
 
 
 def test_unicorn_version_is_the_installed_distributions():
@@ -356,9 +368,18 @@ def test_unicorn_version_is_the_installed_distributions():
     assert rm.unicorn_version() == version("unicorn")
 
 
+def test_the_manifest_measures_unicorns_library_file_and_the_image_code(built):
+    text = (built / "build/lib/runtime.manifest").read_text()
+    names = [line.split("  ", 1)[1] for line in text.splitlines() if "  " in line]
+    assert "unicorn/lib/libunicorn.so.2" in names and "unicorn/unicorn_py3/unicorn.py" in names
+    assert {"occlum_tasks/image/reader.py", "occlum_tasks/image/seal.py",
+            "occlum_tasks/image/writable.py", "occlum_tasks/libos/syscall/lazy.py"} <= set(names)
+    assert not any("__pycache__" in n for n in names)
+
+
 def test_another_unicorn_is_refused(built, monkeypatch):
-    import occlum_tasks.runtime_manifest as rm
-    monkeypatch.setattr(rm, "unicorn_version", lambda: "9.9.9")
+    import occlum_tasks.runtime_loader as rl
+    monkeypatch.setattr(rl, "unicorn_version", lambda roots=None: "9.9.9")
     assert "unicorn 9.9.9 is installed" in refused(built)
 
 
@@ -436,7 +457,7 @@ def test_an_encrypted_image_needs_its_key(encrypted, tmp_path):
     with pytest.raises(OcclumError, match="--image-key .*bad_key: invalid image key"):
         read_image_key_file(bad)
     assert L.run_in_enclave("/bin/hello_world", [], instance_dir=inst, host_env={},
-                            image_key_file=bad) == 1
+                            image_key_file=bad, load_runtime=False) == 1
 
 
 def test_a_flipped_byte_in_an_encrypted_image_is_refused(encrypted, tmp_path):

@@ -1,13 +1,13 @@
-"""Step `runtime`: build/lib/runtime.manifest, the hashes of the LibOS code that
-`occlum run` will execute. The manifest is measured into MRENCLAVE, so a changed
-runtime is a different enclave."""
-from doit.tools import config_changed
-
+"""Step `runtime`: build/lib/runtime.manifest, the hashes of every file of the code that
+`occlum run` executes inside the enclave (the LibOS, SEFS, unicorn's binding and its
+shared library; docs/runtime-boundary.md). The manifest is measured into MRENCLAVE, so
+a changed runtime is a different enclave."""
 # the hashing is shared with `occlum run`, which checks the code against the manifest
-from ..runtime_manifest import libos_sources, manifest_text, unicorn_version
+from ..runtime_manifest import manifest_text, runtime_files
 from ..fsutil import write_atomic
 from .common import step_action
 from ..paths import RUNTIME_MANIFEST
+
 
 @step_action
 def write_manifest():
@@ -16,10 +16,10 @@ def write_manifest():
 
 def task_runtime():
     return {
-        "doc": "hash the LibOS runtime code into build/lib/runtime.manifest",
+        "doc": "hash the runtime (LibOS, SEFS, unicorn) into build/lib/runtime.manifest",
         "actions": [write_manifest],
-        "file_dep": [str(p) for p in libos_sources()],
+        # unicorn's version needs no check of its own: its files are among these
+        "file_dep": [str(path) for _, path in runtime_files()],
         "targets": [str(RUNTIME_MANIFEST)],
-        "uptodate": [config_changed(unicorn_version())],
         "clean": True,
     }

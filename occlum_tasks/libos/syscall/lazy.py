@@ -1,6 +1,10 @@
 """System call handlers whose module is imported at their first call: `occlum run` of
-a program that never spawns, waits or polls does not pay for compiling that code
-(~5 ms a module without a bytecode cache)."""
+a program that never spawns, waits or polls does not pay for loading that code.
+
+Such a module is measured like the rest of the LibOS: under `occlum run` the import
+goes to the measured loader (runtime_loader.py), which hashed its file at start-up,
+before the guest ran, and compiles it from exactly those bytes; what lies on disk by
+the time of the first call does not matter."""
 import importlib
 
 
