@@ -176,7 +176,7 @@ def _tree_bytes(folder: Path) -> int:
 
 def open_initfs(instance: Path, mac: bytes):
     from .image.reader import open_image
-    initfs = open_image(instance / INITFS_ROOT, mac, name=str(INITFS_ROOT))
+    initfs = open_image(INITFS_ROOT, mac, name=str(INITFS_ROOT), base=instance)
     initfs.verify_all()     # a few KB: always checked whole
     return initfs
 
@@ -211,7 +211,7 @@ def image_key_from(initfs, encrypted: bool, given: bytes | None, image_name: str
 def open_verified_image(instance: Path, image_dir: Path, mac: bytes, key, verify: str):
     from .image.reader import open_image
     name = image_dir.as_posix().removeprefix("./")
-    image = open_image(instance / image_dir, mac, key=key, name=name)
+    image = open_image(image_dir, mac, key=key, name=name, base=instance)
     if verify == "auto":
         verify = "all" if _tree_bytes(instance / image_dir) <= VERIFY_ALL_LIMIT else "root"
     if verify == "all":
@@ -442,7 +442,7 @@ def boot(launch: Launch) -> int:
             # a layer made by a run before any build recorded it: record it now, so
             # that the next build knows whether the layer stays readable
             from .fsutil import write_atomic
-            write_atomic(owner, layer_owner(launch.identity))
+            write_atomic(RUN_OWNER, layer_owner(launch.identity), base=launch.instance_dir)
         return run_program(mounts, launch.path, launch.argv, launch.envp,
                            user_space_size=limits["user_space_size"],
                            default_stack_size=limits["default_stack_size"],

@@ -222,9 +222,15 @@ def test_incremental_one_file(tmp_path, key, monkeypatch):
     before = node_state(out)
 
     # a no-op rebuild reads no file and writes nothing
-    opened = []
+    opened = []     # files opened (not folders), by full path: the writer opens from folder fds
     real_open = os.open
-    monkeypatch.setattr(os, "open", lambda p, *a, **k: (opened.append(os.fsdecode(p)), real_open(p, *a, **k))[1])
+
+    def spy(path, flags, *args, dir_fd=None, **kw):
+        if not flags & os.O_DIRECTORY:
+            where = os.readlink(f"/proc/self/fd/{dir_fd}") if dir_fd is not None else ""
+            opened.append(os.path.join(where, os.fsdecode(path)))
+        return real_open(path, flags, *args, dir_fd=dir_fd, **kw)
+    monkeypatch.setattr(os, "open", spy)
     again = build(src, out, key, cache=cache)
     assert again.root_mac == first.root_mac
     assert (again.files_encoded, again.nodes_written, again.nodes_deleted) == (0, 0, 0)

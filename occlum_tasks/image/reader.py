@@ -7,13 +7,16 @@ again from disk, so that a file changed after the check cannot slip in later. Fi
 data is checked block by block on every read and not kept.
 
 Paths are absolute inside the image ("/bin/ls"); symbolic links are never followed
-(stat is lstat): resolving them is the LibOS's business.
+(stat is lstat): resolving them is the LibOS's business. On the host side neither: the
+folder is opened once without following a link (fsutil.open_dir) and its files are
+opened relative to it with O_NOFOLLOW (a planted link or FIFO is refused, not followed).
 """
 import errno
 import os
 import stat as st_mod
 from dataclasses import dataclass
 
+from .. import fsutil
 from ..errors import IntegrityError
 from . import keys as K
 from .format import kind_name
@@ -71,9 +74,9 @@ class _Node:
 
 
 class Image:
-    def __init__(self, dest, root_mac, key=None, name=None):
-        self.dir = os.fsencode(dest)
+    def __init__(self, dest, root_mac, key=None, name=None, base=None):
         self.name = name if name is not None else os.fsdecode(dest)
+        self.dfd = None
         if isinstance(root_mac, str):
             root_mac = K.parse_mac(root_mac)
         root_mac = bytes(root_mac)
@@ -83,7 +86,31 @@ class Image:
         key = K.check_key(key)
         self._headers = {}      # image path -> _Node
         self._dirs = {}         # image path -> {name: NODE_REF dict}, names in order
+        try:
+            self.dfd = fsutil.open_dir(dest, base=base)
+        except fsutil.LinkRefused as e:
+            self._fail(f"{e.shown} is a symbolic link; links are not followed here")
+        except FileNotFoundError:
+            self._fail("the superblock is missing (the image was never built, or its build "
+                       "was interrupted)")
+        except OSError as e:
+            self._fail(f"cannot open the folder ({e.strerror})")
         self._root_ref = self._open_superblock(key)
+
+    def close(self):
+        if self.dfd is not None:
+            os.close(self.dfd)
+            self.dfd = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def _open_file(self, name):
+        """A descriptor of a file of the folder: no link followed, no FIFO waited for."""
+        return fsutil.open_file(self.dfd, name, fsutil.READ_FLAGS)
 
     # ---- errors ---------------------------------------------------------------------------
     def _fail(self, msg):
@@ -99,8 +126,7 @@ class Image:
     def _open_superblock(self, key):
         sb, problem = None, None
         try:
-            with open(os.path.join(self.dir, SUPERBLOCK_FILE.encode()), "rb") as f:
-                sb = f.read(SUPERBLOCK.size + 1)
+            sb = fsutil.read_small(self.dfd, SUPERBLOCK_FILE, SUPERBLOCK.size + 1)
         except FileNotFoundError:
             problem = "the superblock is missing (the image was never built, or its build was interrupted)"
         except OSError as e:
@@ -148,7 +174,7 @@ class Image:
         fname = ref["node_name"].hex()
         fd, problem = None, None
         try:
-            fd = os.open(os.path.join(self.dir, fname.encode()), os.O_RDONLY | os.O_CLOEXEC)
+            fd = self._open_file(fname)
         except FileNotFoundError:
             problem = f"node file {fname} of {kind} {shown} is missing"
         except OSError as e:
@@ -185,7 +211,7 @@ class Image:
                        f"({file_size} bytes, {hdr['total_blocks'] * BLOCK_SIZE} expected)")
         top = [ENTRY_UNPACK_FROM(block, HEADER_ENTRIES_OFFSET + i * ENTRY_SIZE)
                for i in range(hdr["top_count"])]
-        node = _Node(path, ref, hdr, top, opener, os.path.join(self.dir, fname.encode()))
+        node = _Node(path, ref, hdr, top, opener, fname)
         self._headers[path] = node
         return node
 
@@ -202,7 +228,7 @@ class Image:
     def _open_node_file(self, node):
         """A descriptor of a node file whose header was checked earlier."""
         try:
-            return os.open(node.file, os.O_RDONLY | os.O_CLOEXEC)
+            return self._open_file(node.file)
         except OSError as e:
             problem = (f"node file {node.ref['node_name'].hex()} of {kind_name(node.hdr['mode'])} "
                        f"{self._show(node.path)} " + ("is missing" if e.errno == errno.ENOENT
@@ -417,9 +443,11 @@ class Image:
         return report
 
 
-def open_image(dest, root_mac, key=None, name=None):
+def open_image(dest, root_mac, key=None, name=None, base=None):
     """Open the SEFS image in folder `dest`, checking its superblock against root_mac.
 
     key: the 16-byte image key of an encrypted image (None for integrity-only).
-    name: how errors call the image (e.g. "build/mount/__ROOT"); the folder by default."""
-    return Image(dest, root_mac, key=key, name=name)
+    name: how errors call the image (e.g. "build/mount/__ROOT"); the folder by default.
+    base: the folder `dest` is relative to (the instance): no component below it may
+    be a symbolic link."""
+    return Image(dest, root_mac, key=key, name=name, base=base)

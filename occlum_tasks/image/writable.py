@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from .format import BLOCK_SIZE, DIRENT_FIXED, KIND_DATA
 from .writable_format import NODE_OPAQUE, ROOT_INO, WHITEOUT_TYPE
 from .writable_paths import Namespace, _err
+from .writable_disk import Disk
 from .writable_store import Store
 
 DEFAULT_CACHE_BYTES = 32 << 20
@@ -466,16 +467,24 @@ class WritableLayer(Namespace):
         return counts
 
 
-def open_writable(dest, key, name="run/mount/__ROOT", create=True, cache_bytes=DEFAULT_CACHE_BYTES):
+def open_writable(dest, key, name="run/mount/__ROOT", create=True, cache_bytes=DEFAULT_CACHE_BYTES,
+                  base=None):
     """The writable layer in folder `dest`, sealed with the 16-byte `key`.
 
     A missing or empty folder becomes an empty layer (create=True). Opening checks the
     superblock and the inode table, and removes what an interrupted commit left.
-    name: how errors call the layer. cache_bytes: bound of the cache of file blocks."""
-    dest = os.fsdecode(dest)
-    if not os.path.isdir(dest):
-        if not create:
-            raise _err(errno.ENOENT, dest)
-        os.makedirs(dest, exist_ok=True)
-    store = Store(dest, key, name, create, cache_bytes // BLOCK_SIZE)
+    name: how errors call the layer. cache_bytes: bound of the cache of file blocks.
+    base: the folder `dest` is relative to (the instance): no component of `dest` below
+    it may be a symbolic link (fsutil.open_dir), nor is any link in the layer followed."""
+    from .. import fsutil
+    try:
+        dfd = fsutil.open_dir(dest, base=base, create=create)
+    except FileNotFoundError:
+        raise _err(errno.ENOENT, os.fsdecode(dest)) from None
+    disk = Disk(dfd, name)
+    try:
+        store = Store(disk, key, name, create, cache_bytes // BLOCK_SIZE)
+    except BaseException:
+        disk.close()
+        raise
     return WritableLayer(store)

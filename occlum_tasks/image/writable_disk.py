@@ -8,13 +8,21 @@ a kill at that instant could. The crash-safety tests of tests/test_writable.py u
 
 Node files stay open in a small LRU of descriptors: a file's blocks are written in
 batches, then synced once per commit.
+
+Every call names a file relative to a descriptor of the folder, opened once without
+following links (fsutil.open_dir), and never follows a link itself: the folder is
+reachable by guests through a careless hostfs mount, and a link planted at
+`.tmp-superblock` or at a node file's name must not make a commit write, read or
+remove a host file elsewhere (the temporary is created with O_EXCL).
 """
 import ctypes
 import errno
 import os
 import random
+import stat
 from collections import OrderedDict
 
+from .. import fsutil
 from .format import BLOCK_SIZE, TMP_PREFIX
 
 CRASH_ENV = "OCCLUM_SEFS_CRASH_AFTER"
@@ -31,8 +39,10 @@ except (OSError, AttributeError):        # not Linux, or a libc without it
 
 
 class Disk:
-    def __init__(self, folder):
-        self.dir = os.fsencode(folder)
+    def __init__(self, dir_fd, shown):
+        """dir_fd: a descriptor of the folder (Disk owns it); shown: its name in errors."""
+        self.dfd = dir_fd
+        self.shown = shown
         self._fds = OrderedDict()            # node file name (str) -> fd
         self.changes = 0                     # changes made so far (writes, renames, ...)
         env = os.environ.get(CRASH_ENV)
@@ -50,14 +60,18 @@ class Disk:
             os._exit(CRASH_STATUS)
 
     # ---- files -------------------------------------------------------------------------
-    def path(self, name):
-        return os.path.join(self.dir, os.fsencode(name))
+    def _shown(self, name):
+        return os.path.join(self.shown, name)
 
     def exists(self, name):
-        return os.path.exists(self.path(name))
+        try:
+            os.stat(name, dir_fd=self.dfd, follow_symlinks=False)
+            return True
+        except FileNotFoundError:
+            return False
 
     def names(self):
-        return [os.fsdecode(n) for n in os.listdir(self.dir)]
+        return os.listdir(self.dfd)
 
     def fd(self, name, create=False):
         """A read-write descriptor of a node file; FileNotFoundError if it is missing."""
@@ -65,11 +79,14 @@ class Disk:
         if fd is not None:
             self._fds.move_to_end(name)
             return fd
-        flags = os.O_RDWR | os.O_CLOEXEC
+        flags = os.O_RDWR | os.O_NONBLOCK
         if create:
             self._change()
             flags |= os.O_CREAT
-        fd = os.open(self.path(name), flags, 0o600)
+        fd = fsutil.open_file(self.dfd, name, flags, 0o600, self._shown(name))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, "is not a regular file", self._shown(name))
         self._fds[name] = fd
         if len(self._fds) > _OPEN_FILES:
             _, old = self._fds.popitem(last=False)
@@ -134,30 +151,22 @@ class Disk:
     def sync_files(self, names):
         """Make the named files durable, and the folder (its new names) too."""
         if len(names) > _FSYNC_MAX and _syncfs is not None:
-            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                if _syncfs(fd) != 0:
-                    e = ctypes.get_errno()
-                    raise OSError(e, os.strerror(e), os.fsdecode(self.dir))
-            finally:
-                os.close(fd)
+            if _syncfs(self.dfd) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, os.strerror(e), self.shown)
             return
         for name in sorted(names):
             self.fsync(name)
         self.fsync_dir()
 
     def fsync_dir(self):
-        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        os.fsync(self.dfd)
 
     def unlink(self, name, missing_ok=True):
         self.forget(name)
         self._change()
         try:
-            os.unlink(self.path(name))
+            os.unlink(name, dir_fd=self.dfd)        # a link there is removed, not followed
         except FileNotFoundError:
             if not missing_ok:
                 raise
@@ -165,23 +174,25 @@ class Disk:
     def replace_file(self, name, data):
         """Write a small file atomically: a temporary name, synced, renamed, folder synced."""
         tmp = TMP_PREFIX + name
-        fd = os.open(self.path(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        fd = fsutil.create_temporary(self.dfd, tmp, 0o600, self._shown(tmp))
         try:
             self._change(fd, data, 0)
             if os.pwrite(fd, data, 0) != len(data):
-                raise OSError(errno.EIO, "short write", os.fsdecode(self.path(tmp)))
+                raise OSError(errno.EIO, "short write", self._shown(tmp))
             os.fsync(fd)
         finally:
             os.close(fd)
         self._change()
-        os.replace(self.path(tmp), self.path(name))
+        os.replace(tmp, name, src_dir_fd=self.dfd, dst_dir_fd=self.dfd)
         self.fsync_dir()
 
     def read_small(self, name, limit):
-        with open(self.path(name), "rb") as f:
-            return f.read(limit)
+        return fsutil.read_small(self.dfd, name, limit, self._shown(name))
 
     def close(self):
         while self._fds:
             _, fd = self._fds.popitem()
             os.close(fd)
+        if self.dfd is not None:
+            os.close(self.dfd)
+            self.dfd = None

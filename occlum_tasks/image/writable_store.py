@@ -42,7 +42,6 @@ from .format import (
 )
 from .seal import seal, unseal
 from .writable_blocks import BlockIO
-from .writable_disk import Disk
 from .writable_format import INODE, INODE_SIZE, ROOT_INO, TABLE_MODE
 from .writable_node import RESERVED, Node
 
@@ -58,12 +57,12 @@ _POOL = 12 * 4096
 
 
 class Store(BlockIO):
-    def __init__(self, dest, key, name, create, cache_blocks):
+    def __init__(self, disk, key, name, create, cache_blocks):
         if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_SIZE:
             raise ValueError("the writable layer's key must be 16 bytes")
         self.key = bytes(key)
         self.name = name
-        self.disk = Disk(dest)
+        self.disk = disk
         self.nodes = {}                 # ino -> Node, loaded or created
         self.records = bytearray()      # the inode table's data
         self.free_inos = []             # heap of free inode numbers below the table's end

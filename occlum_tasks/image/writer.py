@@ -10,6 +10,11 @@ node files that are no longer referenced.
 Node files are content addressed (their name is their header's tag), so a rebuild
 never overwrites a node that the old superblock still points to: a build killed at any
 moment leaves the old image or the new one, never a mixture that looks complete.
+
+No symbolic link on the host is followed, in the source or in the destination (a guest
+can plant links through hostfs): folders are walked with descriptors and O_NOFOLLOW
+(fsutil), a file read is checked to be the inode the scan saw, and the destination's
+files are created (O_EXCL), renamed and removed relative to its folder's descriptor.
 """
 import json
 import os
@@ -19,6 +24,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import fsutil
 from ..errors import OcclumError
 from . import keys as K
 from .encode import BytesChunks, FdSink, FileChunks, MemSink, encode_node, node_ref
@@ -54,13 +60,14 @@ class BuildStats:
 
 class _Src:
     """One entry of the source tree, as lstat saw it."""
-    __slots__ = ("fs_path", "image_path", "st", "children")
+    __slots__ = ("fs_path", "image_path", "st", "children", "target")
 
-    def __init__(self, fs_path, image_path, st, children=None):
+    def __init__(self, fs_path, image_path, st, children=None, target=None):
         self.fs_path = fs_path          # bytes, as the host names it
         self.image_path = image_path    # bytes, absolute inside the image
         self.st = st
         self.children = children        # [(name, _Src)] sorted, for directories only
+        self.target = target            # a symbolic link's target, read by the scan
 
 
 def _kind_word(mode):
@@ -71,11 +78,12 @@ def _kind_word(mode):
     return "special file"
 
 
-def _scan(fs_path, image_path, st, counts, leaves):
-    """The tree under a folder; sockets, FIFOs, devices and unreadable folders fail."""
+def _scan(dir_fd, fs_path, image_path, st, counts, leaves):
+    """The tree under a folder (its descriptor), walked without following a link;
+    sockets, FIFOs, devices and unreadable folders fail."""
     try:
-        with os.scandir(fs_path) as it:
-            found = [(e.name, e.stat(follow_symlinks=False)) for e in it]
+        with os.scandir(dir_fd) as it:
+            found = [(os.fsencode(e.name), e.stat(follow_symlinks=False)) for e in it]
     except OSError as e:
         raise OcclumError(f"{os.fsdecode(fs_path)}: cannot read the folder ({e.strerror})") from None
     found.sort()        # bytewise: the same order on every machine and locale
@@ -86,11 +94,29 @@ def _scan(fs_path, image_path, st, counts, leaves):
         mode = cst.st_mode
         if st_mod.S_ISDIR(mode):
             counts["dirs"] += 1
-            children.append((name, _scan(child_fs, child_img, cst, counts, leaves)))
+            try:
+                cfd = os.open(name, fsutil.DIR_FLAGS, dir_fd=dir_fd)
+            except OSError as e:
+                raise OcclumError(f"{os.fsdecode(child_fs)}: cannot read the folder "
+                                  f"({e.strerror}; was it replaced while the image was built?)") from None
+            try:
+                if (os.fstat(cfd).st_ino, os.fstat(cfd).st_dev) != (cst.st_ino, cst.st_dev):
+                    raise OcclumError(f"{os.fsdecode(child_fs)}: was replaced while the image "
+                                      "was built; build again")
+                children.append((name, _scan(cfd, child_fs, child_img, cst, counts, leaves)))
+            finally:
+                os.close(cfd)
         elif st_mod.S_ISREG(mode) or st_mod.S_ISLNK(mode):
             counts["files"] += 1
             counts["bytes"] += cst.st_size
-            leaf = _Src(child_fs, child_img, cst)
+            target = None
+            if st_mod.S_ISLNK(mode):
+                try:
+                    target = os.readlink(name, dir_fd=dir_fd)
+                except OSError as e:
+                    raise OcclumError(f"{os.fsdecode(child_fs)}: cannot read the link "
+                                      f"({e.strerror})") from None
+            leaf = _Src(child_fs, child_img, cst, target=target)
             leaves.append(leaf)
             children.append((name, leaf))
         else:
@@ -101,8 +127,10 @@ def _scan(fs_path, image_path, st, counts, leaves):
 
 
 class _Builder:
-    def __init__(self, src_dir, dest, key, cache, progress, force=False, file_mode=0o644):
+    def __init__(self, src_dir, dest, key, cache, progress, force=False, file_mode=0o644,
+                 base=None):
         self.src = Path(src_dir)
+        self.base = base
         self.force = force
         self.file_mode = file_mode
         self.dest = Path(dest)
@@ -123,33 +151,50 @@ class _Builder:
 
     # ---- the whole build ----------------------------------------------------------------
     def run(self):
-        src, dest = self.src, self.dest
+        self.src_fd = self.dfd = None
         try:
-            src_st = os.stat(src)
+            return self._run()
+        finally:
+            for fd in (self.src_fd, self.dfd):
+                if fd is not None:
+                    os.close(fd)
+            self.src_fd = self.dfd = None
+
+    def _open_folder(self, path, what, create=False):
+        """A descriptor of the source or the destination folder, reached without a link."""
+        try:
+            return fsutil.open_dir(path, base=self.base, create=create)
+        except fsutil.LinkRefused:
+            raise
+        except NotADirectoryError:
+            raise OcclumError(f"{path}: is not a folder") from None
         except OSError as e:
-            raise OcclumError(f"{src}: cannot read the image folder ({e.strerror})") from None
-        if not st_mod.S_ISDIR(src_st.st_mode):
-            raise OcclumError(f"{src}: is not a folder")
-        rsrc, rdest = src.resolve(), dest.resolve()
+            raise OcclumError(f"{path}: cannot {what} ({e.strerror})") from None
+
+    def _run(self):
+        src, dest = self.src, self.dest
+        self.src_fd = self._open_folder(src, "read the image folder")
+        src_st = os.fstat(self.src_fd)
+        rsrc = Path(os.path.realpath(f"/proc/self/fd/{self.src_fd}"))
+        rdest = (Path(self.base) / dest if self.base is not None else dest).resolve()
         if rdest == rsrc or rsrc in rdest.parents or rdest in rsrc.parents:
             raise OcclumError(f"{dest}: the image folder and its source {src} must not contain each other")
 
         counts = {"files": 0, "bytes": 0, "dirs": 1}
         leaves = []
-        root = _scan(os.fsencode(src), b"/", src_st, counts, leaves)
+        root = _scan(self.src_fd, os.fsencode(src), b"/", src_st, counts, leaves)
         self.stats.files_total = counts["files"]
         self.stats.bytes_total = counts["bytes"]
         self.stats.dirs_total = counts["dirs"]
 
+        self.dfd = self._open_folder(dest, "use it as the image folder", create=True)
         try:
-            dest.mkdir(parents=True, exist_ok=True)
-            with os.scandir(dest) as it:
+            with os.scandir(self.dfd) as it:
                 for e in it:
                     if e.is_file(follow_symlinks=False):
                         self.existing[e.name] = e.stat(follow_symlinks=False).st_size
         except OSError as e:
             raise OcclumError(f"{dest}: cannot use it as the image folder ({e.strerror})") from None
-        self.dest_b = os.fsencode(dest)
         self._load_cache(rdest)
 
         self._encode_leaves(leaves)
@@ -171,7 +216,7 @@ class _Builder:
         if self.cache_path is None or self.force:
             return
         try:
-            data = json.loads(self.cache_path.read_text())
+            data = json.loads(fsutil.read_file(self.cache_path, base=self.base))
             if (data.get("format") == CACHE_FORMAT and data.get("dest") == str(rdest)
                     and data.get("key_check") == self._key_check_hex()
                     and isinstance(data.get("nodes"), dict) and isinstance(data.get("started_ns"), int)):
@@ -184,12 +229,10 @@ class _Builder:
     def _save_cache(self, rdest):
         if self.cache_path is None:
             return
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
         data = {"format": CACHE_FORMAT, "dest": str(rdest), "key_check": self._key_check_hex(),
                 "started_ns": self.started_ns, "nodes": self.new_cache}
-        tmp = self.cache_path.with_name(TMP_PREFIX + self.cache_path.name)
-        tmp.write_text(json.dumps(data, separators=(",", ":")))
-        os.replace(tmp, self.cache_path)
+        fsutil.write_atomic(self.cache_path, json.dumps(data, separators=(",", ":")),
+                            base=self.base)
 
     def _cached(self, src):
         """(NODE_REF, cache entry) of an unchanged file whose node file is still there."""
@@ -256,21 +299,21 @@ class _Builder:
         shown = os.fsdecode(src.fs_path)
         nid = K.node_id(self.key, src.image_path)
         if st_mod.S_ISLNK(src.st.st_mode):
-            try:
-                target = os.readlink(src.fs_path)
-            except OSError as e:
-                raise OcclumError(f"{shown}: cannot read the link ({e.strerror})") from None
             st = src.st
-            enc, name, _ = self._store(nid, st.st_mode, 1, BytesChunks(target), shown)
+            enc, name, _ = self._store(nid, st.st_mode, 1, BytesChunks(src.target), shown)
         else:
             try:
-                fd = os.open(src.fs_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+                # from the source folder's descriptor; the inode check below catches a
+                # folder on the way swapped for a link since the scan
+                fd = os.open(src.image_path.lstrip(b"/"), fsutil.READ_FLAGS, dir_fd=self.src_fd)
             except OSError as e:
                 raise OcclumError(f"{shown}: cannot read it ({e.strerror})") from None
             try:
                 st = os.fstat(fd)   # the cache records the state that was actually read
                 if not st_mod.S_ISREG(st.st_mode):
                     raise OcclumError(f"{shown}: became a {_kind_word(st.st_mode)} while the image was built")
+                if (st.st_dev, st.st_ino) != (src.st.st_dev, src.st.st_ino):
+                    raise OcclumError(f"{shown}: was replaced while the image was built; build again")
                 enc, name, _ = self._store(nid, st.st_mode, 1, FileChunks(fd, shown), shown,
                                            in_memory=False)
             finally:
@@ -279,9 +322,13 @@ class _Builder:
                  enc.digest.hex() if enc.digest else "", enc.node_size]
         return node_ref(nid, enc.mac, enc.key, st.st_mode), entry, enc.size, name
 
-    def _tmp_path(self):
-        return os.path.join(self.dest_b, b"%s%d-%d" % (TMP_PREFIX.encode(), os.getpid(),
-                                                       int.from_bytes(os.urandom(6), "little")))
+    def _tmp_name(self):
+        return "%s%d-%d" % (TMP_PREFIX, os.getpid(), int.from_bytes(os.urandom(6), "little"))
+
+    def _create_tmp(self):
+        tmp = self._tmp_name()
+        return tmp, fsutil.open_file(self.dfd, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                     self.file_mode)
 
     def _store(self, *args, **kw):
         try:
@@ -303,29 +350,25 @@ class _Builder:
             name = enc.mac.hex()
             if keep_existing and self.existing.get(name) == enc.node_size:
                 return enc, name, False
-            tmp = self._tmp_path()
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                         self.file_mode)
+            tmp, fd = self._create_tmp()
             try:
                 FdSink(fd).pwrite(sink.buf, 0)
             except BaseException:
                 os.close(fd)
-                os.unlink(tmp)
+                os.unlink(tmp, dir_fd=self.dfd)
                 raise
             os.close(fd)
         else:
-            tmp = self._tmp_path()
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                         self.file_mode)
+            tmp, fd = self._create_tmp()
             try:
                 enc = encode_node(nid, mode, nlink, chunks, FdSink(fd), **kw)
             except BaseException:
                 os.close(fd)
-                os.unlink(tmp)
+                os.unlink(tmp, dir_fd=self.dfd)
                 raise
             os.close(fd)
             name = enc.mac.hex()
-        os.replace(tmp, os.path.join(self.dest_b, name.encode()))
+        os.replace(tmp, name, src_dir_fd=self.dfd, dst_dir_fd=self.dfd)
         return enc, name, True
 
     # ---- directories ------------------------------------------------------------------------
@@ -363,23 +406,20 @@ class _Builder:
         return aad + stored + root_mac
 
     def _write_superblock(self, sb):
-        path = self.dest / SUPERBLOCK_FILE
         try:
-            if path.read_bytes() == sb:
+            if fsutil.read_small(self.dfd, SUPERBLOCK_FILE, len(sb) + 1) == sb:
                 return      # a no-op rebuild leaves the folder exactly as it was
         except OSError:
             pass
-        tmp = self.dest / (TMP_PREFIX + SUPERBLOCK_FILE)
-        with open(tmp, "wb") as f:
-            f.write(sb)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dfd = os.open(self.dest, os.O_RDONLY | os.O_DIRECTORY)
+        tmp = TMP_PREFIX + SUPERBLOCK_FILE
+        fd = fsutil.create_temporary(self.dfd, tmp, self.file_mode)
         try:
-            os.fsync(dfd)
+            FdSink(fd).pwrite(sb, 0)
+            os.fsync(fd)
         finally:
-            os.close(dfd)
+            os.close(fd)
+        os.replace(tmp, SUPERBLOCK_FILE, src_dir_fd=self.dfd, dst_dir_fd=self.dfd)
+        os.fsync(self.dfd)
 
     def _collect_garbage(self):
         """Delete node files the new superblock no longer reaches, and stale temporaries.
@@ -389,7 +429,7 @@ class _Builder:
             ours = (len(name) == NODE_NAME_HEX and set(name) <= _HEX) or name.startswith(TMP_PREFIX)
             if ours and name not in self.referenced:
                 try:
-                    os.unlink(self.dest / name)
+                    os.unlink(name, dir_fd=self.dfd)
                 except FileNotFoundError:
                     continue
                 if not name.startswith(TMP_PREFIX):
@@ -397,7 +437,7 @@ class _Builder:
 
 
 def build_image(src_dir, dest, *, key=None, cache=None, progress=None, force=False,
-                file_mode=0o644):
+                file_mode=0o644, base=None):
     """Encode the tree under src_dir into the SEFS folder dest; returns BuildStats.
 
     key: None for an integrity-only image (no key, deterministic), or the 16-byte image
@@ -406,5 +446,7 @@ def build_image(src_dir, dest, *, key=None, cache=None, progress=None, force=Fal
     what changed. progress: optional callable(done_bytes, total_bytes), called from the
     calling thread after each file and once at the end. force: ignore the cache and
     rewrite every node file (repairs a damaged folder). file_mode: of the node files
-    (0o600 when the tree holds a secret, such as a built-in image key)."""
-    return _Builder(src_dir, dest, key, cache, progress, force, file_mode).run()
+    (0o600 when the tree holds a secret, such as a built-in image key). base: the folder
+    the paths are relative to; no component below it (or below the working folder, for
+    relative paths) may be a symbolic link (fsutil)."""
+    return _Builder(src_dir, dest, key, cache, progress, force, file_mode, base).run()

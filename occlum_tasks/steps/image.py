@@ -3,14 +3,13 @@ root MAC build/mount/.ROOT_MAC. The writer is incremental inside the step: a cha
 file re-encodes that file and its path to the root."""
 import hashlib
 import os
-import shutil
 import stat
 import sys
 import time
 
 from doit.tools import config_changed
 
-from ..fsutil import write_atomic
+from ..fsutil import remove_tree, write_atomic
 from .common import BuildOptions, existing, info, step_action
 from ..paths import CACHE_DIR, IMAGE_DIR, IMAGE_ROOT, IMAGE_ROOT_MAC
 
@@ -83,7 +82,7 @@ def build_image_step():
 def clean_tree(*paths):
     def clean():
         for path in paths:
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path)       # a planted link is removed, never followed
     return clean
 
 

@@ -3,11 +3,10 @@ init how to mount the image (encrypted or not) and, with --buildin-image-key, ho
 the image key, which makes the key as secret as the build folder (as in Occlum,
 where it lies inside the enclave file)."""
 import json
-import shutil
 
 from doit.tools import config_changed
 
-from ..fsutil import write_atomic
+from ..fsutil import remove_tree, write_atomic
 from .common import BuildOptions, existing, step_action
 from ..paths import INITFS_ROOT, INITFS_ROOT_MAC, INITFS_SRC
 from .image import clean_tree, encode_tree
@@ -21,9 +20,8 @@ def image_config(opts):
 @step_action
 def build_initfs():
     opts = BuildOptions()
-    shutil.rmtree(INITFS_SRC, ignore_errors=True)
+    remove_tree(INITFS_SRC)     # links are removed, never followed (write_atomic makes etc/)
     etc = INITFS_SRC / "etc"
-    etc.mkdir(parents=True)
     write_atomic(etc / "image_config.json",
                  json.dumps(image_config(opts), sort_keys=True) + "\n")
     if opts.buildin_image_key:

@@ -14,11 +14,12 @@ from ..errno import EINVAL, ENOENT, SysError
 from .vfs import Metadata, integrity_failure, sys_error
 
 
-def open_layer(folder, key: bytes, name: str):
+def open_layer(folder, key: bytes, name: str, base=None):
     """Open (creating if needed) the writable layer in `folder`; raises IntegrityError
-    for a layer that was tampered with or sealed with another key."""
+    for a layer that was tampered with or sealed with another key. base: the instance
+    folder; no component of `folder` below it may be a symbolic link."""
     from ...image.writable import open_writable
-    layer = WritableLayerFs(open_writable(folder, key, name=name, create=True))
+    layer = WritableLayerFs(open_writable(folder, key, name=name, create=True, base=base))
     layer.folder = os.fspath(folder)
     return layer
 
