@@ -57,6 +57,7 @@ def check_semantics(config, findings, instance_dir):
     check_bounds(config, findings, instance_dir)
     if "mount" in config and isinstance(config["mount"], list):
         _check_mounts(config["mount"], findings, Path(instance_dir))
+        _check_sefs_sources(config["mount"], findings, Path(instance_dir))
 
 
 def _check_sizes(config, findings):
@@ -257,3 +258,45 @@ def _check_root(mounts, findings):
             findings.error(lpath + (1, "options", "MAC"), "the writable layer (the upper) must not "
                                                           "have a MAC; only the image layer has one",
                            at_key=True)
+
+
+def _check_sefs_sources(mounts, findings, instance_dir):
+    """The folder of each sefs mounted elsewhere than "/" (a writable layer of its own):
+    inside the instance folder, reached without a link, and shared with no other layer,
+    nor inside build/ (the build owns it) or image/ (it would be built into the image).
+    ("" is the schema's to report.)"""
+    folders = [("the writable layer of /", WRITABLE_SOURCE[2:].split("/"))]
+    for i, mount in enumerate(mounts):
+        if not isinstance(mount, dict) or mount.get("type") != "sefs":
+            continue
+        options = mount.get("options") if isinstance(mount.get("options"), dict) else {}
+        source = mount.get("source")
+        if (_abs_target(mount.get("target")) in (None, "/") or options.get("temporary") is True
+                or "MAC" in options or not isinstance(source, str) or not source):
+            continue
+        path = ("mount", i, "source")
+        parts = [p for p in source.split("/") if p not in ("", ".")]
+        where = 'a folder inside the instance folder, relative to it (e.g. "./run/mount/data")'
+        if source.startswith("/"):
+            findings.error(path, f"{show(source)} is an absolute path; a sefs source must be {where}")
+        elif ".." in parts:
+            findings.error(path, f'{show(source)} must not contain ".."; a sefs source must be {where}')
+        elif not parts:
+            findings.error(path, f"{show(source)} is the instance folder itself; a sefs source must be {where}")
+        elif parts[0] in ("build", "image"):
+            findings.error(path, f"{show(source)} is inside {parts[0]}/, which the build "
+                                 f"{'owns' if parts[0] == 'build' else 'encodes into the image'}; "
+                                 f"a sefs source must be {where}")
+        else:
+            shared = next((name for name, other in folders
+                           if other[:len(parts)] == parts or parts[:len(other)] == other), None)
+            if shared is not None:
+                findings.error(path, f"{show(source)} overlaps the folder of {shared}; each sefs "
+                                     "needs a folder of its own")
+            else:
+                link = next((instance_dir.joinpath(*parts[:k]) for k in range(1, len(parts) + 1)
+                             if instance_dir.joinpath(*parts[:k]).is_symlink()), None)
+                if link is not None:
+                    findings.error(path, f"{show(source)}: {link.relative_to(instance_dir)} is a "
+                                         "symbolic link; a sefs folder is never reached through one")
+            folders.append((f"mount[{i}] ({show(source)})", parts))
