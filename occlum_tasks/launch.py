@@ -434,9 +434,11 @@ def boot(launch: Launch) -> int:
     # ---- only verified things: the mounts of the verified config over the verified
     # ---- image and the writable layer opened with its sealing key.
     from .libos.fs.mounts import mount_from_config
+    from .sgx.keys import secret_path
     with mount_from_config(launch.config.get("mount"), instance_dir=launch.instance_dir,
                            image=launch.image, writable_layer_dir=launch.writable_layer_dir,
-                           writable_layer_key=launch.writable_layer_key) as mounts:
+                           writable_layer_key=launch.writable_layer_key,
+                           protected=[secret_path()]) as mounts:
         owner = launch.instance_dir / RUN_OWNER
         if not owner.is_file():
             # a layer made by a run before any build recorded it: record it now, so

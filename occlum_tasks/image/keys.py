@@ -121,6 +121,19 @@ def superblock_key(key, salt):
     return _prf(key, b"SEFS superblock key", salt)[:KEY_SIZE]
 
 
+def mount_key(layer_key, target):
+    """The key of the writable layer mounted at `target` ("/" for the upper layer of the
+    root unionfs, "/data" for a sefs at /data), from the enclave's layer key (sgx.keys.
+    writable_layer_key, an EGETKEY sealing key). Each mount's layer thus has its own key:
+    a layer copied over another mount's folder does not open there, where it would show
+    one mount's files under another. The target is normalised ("//data/" is "/data")."""
+    if not isinstance(layer_key, (bytes, bytearray)) or len(layer_key) != KEY_SIZE:
+        raise ValueError("the writable layer key must be 16 bytes")
+    canonical = "/" + "/".join(p for p in target.split("/") if p not in ("", "."))
+    return _prf(bytes(layer_key), b"SEFS mount key",
+                canonical.encode("utf-8", "surrogateescape"))[:KEY_SIZE]
+
+
 def read_image_key_file(path) -> bytes:
     """The key in an `--image-key` file (as `occlum gen-image-key` writes it); any
     problem is one line naming the file."""

@@ -146,7 +146,7 @@ class Store(BlockIO):
                       f"{f['flags']:#x}, {WF.WRITABLE_FLAGS:#x} expected)")
         if K.key_check(self.key) != f["key_check"]:
             self.fail("the layer key does not match this layer (wrong key, or the layer "
-                      "of another enclave or signer?)")
+                      "of another mount, enclave or signer?)")
         ref = unseal(K.superblock_key(self.key, f["salt"]), ZERO_NONCE,
                      position(ZERO_NODE_ID, KIND_SUPERBLOCK), f["root"], f["root_mac"],
                      sb[:SUPERBLOCK_AAD_END])

@@ -10,12 +10,22 @@ around while the enclave runs is outside the threat model.)
 
 Directory descriptors of recent lookups are kept (few, LRU) and dropped whenever the
 guest renames or removes a directory, so that a kept one never names a moved folder.
+
+What the enclave's own trust rests on is never reachable, whatever folder is mounted
+(the default /host is the instance folder itself): the instance's build/ (the signed
+enclave, the image) and run/ (the writable layers and their lock), every sefs mount's
+folder, and the platform secret are `protected` (by device and inode, so that no other
+name or link reaches them either). A protected entry is still listed by readdir, but
+looking it up, and renaming or removing it, fails with EACCES: the name exists (mkdir
+of it gives EEXIST, as it must), it is only out of bounds, which is what EACCES says
+and what `ls` and `find` report and step over. ENOENT would contradict the listing and
+EEXIST. A hostfs whose folder lies inside a protected one is not mounted at all.
 """
 import os
 import stat as st
 from collections import OrderedDict
 
-from ..errno import EINVAL, EISDIR, EXDEV, SysError
+from ..errno import EACCES, EINVAL, EISDIR, EXDEV, SysError
 from .vfs import FileSystem, Handle, Inode, Metadata, host_statfs, sys_error
 
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -32,9 +42,21 @@ class HostFs(FileSystem):
     name = "hostfs"
     magic = 0x65735546       # statfs f_type: FUSE's, the other pass-through file system
 
-    def __init__(self, folder, dev: int = 0):
+    def __init__(self, folder, dev: int = 0, protected=()):
+        """protected: host paths the guest must not reach through this mount (see above)."""
         self.folder = os.path.realpath(folder)
         self.dev = dev
+        self._protected = set()           # (st_dev, st_ino)
+        for path in protected:
+            real = os.path.realpath(path)
+            if self.folder == real or self.folder.startswith(real.rstrip("/") + "/"):
+                raise PermissionError(EACCES, "hostfs: the folder %s is inside %s, which the "
+                                      "enclave's trust depends on" % (self.folder, path))
+            try:
+                s = os.stat(path, follow_symlinks=False)
+            except OSError:
+                continue                   # not there (yet): nothing to reach
+            self._protected.add((s.st_dev, s.st_ino))
         try:
             self._root_fd = os.open(self.folder, _DIR_FLAGS)
         except OSError as exc:
@@ -79,6 +101,18 @@ class HostFs(FileSystem):
             os.close(old)
         return fd
 
+    def stat(self, names: tuple):
+        """lstat of the entry `names`; EACCES for a protected one."""
+        try:
+            if not names:
+                return os.stat(self._root_fd)
+            s = os.stat(names[-1], dir_fd=self.dir_fd(names[:-1]), follow_symlinks=False)
+        except OSError as exc:
+            raise sys_error(exc) from None
+        if (s.st_dev, s.st_ino) in self._protected:
+            raise SysError(EACCES)
+        return s
+
     def forget_dirs(self) -> None:
         while self._dirs:
             os.close(self._dirs.popitem()[1])
@@ -110,14 +144,7 @@ class HostInode(Inode):
         return self.names + (name,)
 
     def metadata(self) -> Metadata:
-        fs = self.fs
-        try:
-            if not self.names:
-                return _meta(fs, os.stat(fs._root_fd))
-            return _meta(fs, os.stat(self.names[-1], dir_fd=fs.dir_fd(self.names[:-1]),
-                                     follow_symlinks=False))
-        except OSError as exc:
-            raise sys_error(exc) from None
+        return _meta(self.fs, self.fs.stat(self.names))
 
     # ---- directories ----------------------------------------------------------------
     def lookup(self, name):
@@ -176,6 +203,7 @@ class HostInode(Inode):
         self.fs.call(os.unlink, child.names)
 
     def rmdir(self, name):
+        self.fs.stat(self._child(name))          # a protected folder: EACCES
         self.fs.call(os.rmdir, self._child(name))
         self.fs.forget_dirs()
 
@@ -183,6 +211,12 @@ class HostInode(Inode):
         if not isinstance(new_dir, HostInode) or new_dir.fs is not self.fs:
             raise SysError(EXDEV)
         fs = self.fs
+        fs.stat(self._child(old_name))              # a protected entry: EACCES
+        try:
+            fs.stat(new_dir._child(new_name))       # nor may it be replaced
+        except SysError as exc:
+            if exc.errno == EACCES:
+                raise
         try:
             os.rename(old_name, new_name, src_dir_fd=fs.dir_fd(self.names),
                       dst_dir_fd=fs.dir_fd(new_dir.names))

@@ -8,12 +8,16 @@ as Occlum does.
 Config mount entries and what they become:
   unionfs at /     the image layer (the sefs with a MAC: the verified image) below the
                    writable layer (the sefs without, run/mount/__ROOT) above;
-  hostfs           its source folder, relative to the instance folder, confined;
+  hostfs           its source folder, relative to the instance folder, confined, and
+                   kept away from what the enclave's trust rests on (protected_paths);
   ramfs            an empty ramfs;
-  sefs             a writable layer of its own (sealed with the enclave's layer key), or
+  sefs             a writable layer of its own (sealed with its mount's key: the
+                   enclave's layer key bound to the target, image.keys.mount_key), or
                    a ramfs when `temporary` (it starts empty at each boot anyway);
   procfs, devfs    /proc and /dev.
+Layer folders are opened from the instance folder without following a link (fsutil).
 """
+import glob
 import os
 
 from .devfs import new_devfs
@@ -101,14 +105,50 @@ def _layers(entry):
     return image, rw
 
 
+def _sefs_folder(instance_dir, entry):
+    """The folder of a non-root sefs mount: its source, inside the instance folder."""
+    from ...errors import OcclumError
+    source = entry.get("source") or ""
+    parts = [p for p in source.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts or source.startswith("/"):
+        # the config check refuses these; a config that bypassed it still escapes nothing
+        raise OcclumError("sefs at %s: its source %r must be a folder inside the instance"
+                          % (entry.get("target"), source))
+    return os.path.join(instance_dir, *parts)
+
+
+def protected_paths(mount_config, instance_dir, writable_layer_dir, extra=()):
+    """Host paths that no hostfs may reach: what the enclave's trust rests on (the
+    signed build/, the writable layers and their lock in run/ and any other sefs
+    folder, the layers moved aside), and `extra` (the launch adds the platform secret
+    the enclave's keys derive from)."""
+    paths = [os.path.join(instance_dir, "build"), os.path.join(instance_dir, "run"),
+             os.fspath(writable_layer_dir)] + [os.fspath(p) for p in extra]
+    paths += sorted(glob.glob(os.path.join(glob.escape(instance_dir), "run.old-*")))
+    for entry in mount_config or []:
+        options = entry.get("options") or {}
+        if entry.get("type") == "sefs" and (entry.get("target") or "/") != "/" \
+                and not options.get("temporary") and "MAC" not in options:
+            try:
+                paths.append(_sefs_folder(instance_dir, entry))
+            except Exception:  # noqa: BLE001 - refused when the mount itself is made
+                pass
+    return paths
+
+
 def mount_from_config(mount_config, *, instance_dir, image, writable_layer_dir, writable_layer_key,
-                      writable_layer_name="run/mount/__ROOT") -> MountSet:
+                      writable_layer_name="run/mount/__ROOT", protected=()) -> MountSet:
     """The mounts the verified config asks for. `image`: the verified image reader (the
-    lower layer at /); the writable layer is opened from `writable_layer_dir` with
-    its sealing key (IntegrityError if it was tampered with or sealed by another key)."""
+    lower layer at /); the writable layer is opened from `writable_layer_dir` (inside
+    `instance_dir`) with its mount's key, derived from `writable_layer_key` (the
+    enclave's sealing key) and "/"; each other sefs likewise with its own target.
+    IntegrityError if a layer was tampered with or sealed with another key. protected:
+    more host paths that no hostfs may reach (see protected_paths)."""
+    from ...image.keys import mount_key
     from .sefs_ro import ImageLayer
     from .sefs_rw import open_layer
     instance_dir = os.fspath(instance_dir)
+    protected = protected_paths(mount_config, instance_dir, writable_layer_dir, protected)
     mounts = MountSet()
     try:
         for entry in mount_config or []:
@@ -117,8 +157,8 @@ def mount_from_config(mount_config, *, instance_dir, image, writable_layer_dir, 
             if kind == "unionfs" and target == "/":
                 image_layers, rw_layers = _layers(entry)
                 lower = ImageLayer(image) if image_layers else None
-                upper = open_layer(writable_layer_dir, writable_layer_key, writable_layer_name) \
-                    if rw_layers else None
+                upper = open_layer(writable_layer_dir, mount_key(writable_layer_key, "/"),
+                                   writable_layer_name, base=instance_dir) if rw_layers else None
                 mounts.mount("/", UnionFs(lower, upper, mounts.new_dev()))
             elif kind == "hostfs":
                 folder = source if os.path.isabs(source or "") else os.path.join(instance_dir, source or ".")
@@ -126,7 +166,14 @@ def mount_from_config(mount_config, *, instance_dir, image, writable_layer_dir, 
                     mounts.warnings.append("hostfs at %s: its source %s is not a folder; not mounted"
                                            % (target, source))
                     continue
-                mounts.mount(target, HostFs(folder, mounts.new_dev()))
+                try:
+                    host = HostFs(folder, mounts.new_dev(), protected=protected)
+                except PermissionError:
+                    mounts.warnings.append("hostfs at %s: its source %s is inside build/, run/ or "
+                                           "a sefs folder, which the enclave's trust rests on; "
+                                           "not mounted" % (target, source))
+                    continue
+                mounts.mount(target, host)
             elif kind == "ramfs":
                 mounts.mount(target, RamFs(mounts.new_dev()))
             elif kind == "sefs" and target != "/":
@@ -137,8 +184,9 @@ def mount_from_config(mount_config, *, instance_dir, image, writable_layer_dir, 
                     mounts.warnings.append("sefs at %s: an integrity-protected sefs other than the "
                                            "image is not supported; not mounted" % target)
                 else:
-                    folder = os.path.join(instance_dir, source or "")
-                    layer = open_layer(folder, writable_layer_key, source or target)
+                    folder = _sefs_folder(instance_dir, entry)
+                    layer = open_layer(folder, mount_key(writable_layer_key, target),
+                                       source or target, base=instance_dir)
                     mounts.mount(target, UnionFs(None, layer, mounts.new_dev()))
             elif kind == "procfs":
                 from . import current_vfs
