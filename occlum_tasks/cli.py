@@ -48,6 +48,11 @@ def cmd_new(args):
 
 def cmd_status(args):
     require_instance()
+    from .instance_lock import running
+    pid = running(Path("."))        # an enclave holds run/.lock (the kernel's answer)
+    if pid is not None:
+        print(f"running (pid {pid})" if pid else "running")
+        return
     print(STATUS_FILE.read_text().strip())
 
 
