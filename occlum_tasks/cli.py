@@ -186,7 +186,11 @@ def make_parser():
     p.add_argument("--image-key", metavar="FILE",
                    help="encrypt the image with this key (made by `occlum gen-image-key`)")
     p.add_argument("--buildin-image-key", action="store_true",
-                   help="put the image key into the enclave's initfs")
+                   help="put the image key into the enclave's initfs. The initfs is "
+                        "integrity-protected, not encrypted: anyone who can read build/ "
+                        "(its files are owner-only; root, a backup or a copy of the instance "
+                        "can) reads the key, and with it the image, as Occlum warns too. "
+                        "Without it, give the key at run time: occlum run --image-key FILE")
     p.add_argument("--sgx-mode", type=str.upper, metavar="SIM|HW",
                    help="SIM (default; also from SGX_MODE); HW needs real SGX and is refused")
     p.add_argument("-f", "--force", action="store_true",
