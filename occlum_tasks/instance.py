@@ -3,7 +3,7 @@ import os
 import shutil
 from pathlib import Path
 
-from . import TEMPLATES_DIR
+from .paths import TEMPLATES_DIR
 from .errors import OcclumError
 from .fsutil import write_atomic
 from .paths import IMAGE_DIR, OCCLUM_JSON, STATUS_FILE

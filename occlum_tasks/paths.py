@@ -1,8 +1,23 @@
-"""Paths inside an instance folder (DESIGN.md section 3), relative to it.
+"""Paths inside an instance folder (DESIGN.md section 3), relative to it; and where the
+package's own data (templates/, schemas/) is.
 
 Kept apart from the build steps so that `occlum run` can name them without
 importing doit."""
 from pathlib import Path
+
+# templates/ and schemas/ are top-level folders of the repository (DESIGN.md section 2);
+# a wheel carries them inside the package, as occlum_tasks/templates and
+# occlum_tasks/schemas (setup.py maps them there). Every user finds them here.
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _package_data(name: str) -> Path:
+    inside = _PACKAGE / name                    # an installed wheel
+    return inside if inside.is_dir() else _PACKAGE.parent / name   # a checkout
+
+
+TEMPLATES_DIR = _package_data("templates")
+SCHEMAS_DIR = _package_data("schemas")
 
 OCCLUM_JSON = Path("Occlum.json")
 IMAGE_DIR = Path("image")

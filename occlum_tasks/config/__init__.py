@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import TEMPLATES_DIR
+from ..paths import TEMPLATES_DIR
 from ..errors import ConfigError
 from . import jsonc
 from .checks import check_semantics

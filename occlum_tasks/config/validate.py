@@ -11,7 +11,7 @@ import difflib
 import functools
 import json
 
-from .. import SCHEMAS_DIR
+from ..paths import SCHEMAS_DIR
 from .report import show
 
 _TYPE_WORDS = {

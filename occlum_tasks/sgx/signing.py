@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 # serialization, x509 and the sign tool's process helpers load where they are used:
 # `occlum run` only verifies a signature, and they cost ~70 ms of its start-up
 
-from .. import TEMPLATES_DIR
+from ..paths import TEMPLATES_DIR
 from ..errors import SignError
 
 RSA_KEY_BITS = 3072
