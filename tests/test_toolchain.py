@@ -93,6 +93,23 @@ def test_compile_only_then_link(tmp_path):
     assert elf_facts(tmp_path / "hello")[1] == LOADER
 
 
+def test_relocatable_link_passes_through(tmp_path):
+    # kbuild (busybox, the kernel's build) joins objects with `$(CC) -nostdlib -r`
+    (tmp_path / "a.c").write_text("int twice(int x) { return 2 * x; }\n")
+    (tmp_path / "b.c").write_text("int twice(int);\nint answer(void) { return twice(21); }\n")
+    (tmp_path / "main.c").write_text("int answer(void);\nint main(void) { return answer(); }\n")
+    assert wrapper("-c", "a.c", "b.c", cwd=tmp_path).returncode == 0
+    for out, inputs in (("ab.o", ["a.o", "b.o"]), ("ab2.o", ["-nostdlib", "a.c", "b.c"])):
+        proc = wrapper("-r", "-o", out, *inputs, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert elf_facts(tmp_path / out)[0] == "ET_REL"
+        # and it links into a PIE that runs (its code was compiled position independent)
+        proc = wrapper("-o", "main", "main.c", out, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert elf_facts(tmp_path / "main")[:2] == ("ET_DYN", LOADER)
+        assert run(tmp_path / "main").returncode == 42
+
+
 def test_default_output_is_a_out(tmp_path):
     assert wrapper(PROGRAMS / "hello_world.c", cwd=tmp_path).returncode == 0
     assert run(tmp_path / "a.out").stdout == "Hello World\n"

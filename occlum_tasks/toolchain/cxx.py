@@ -114,7 +114,7 @@ def core_command(musl: Musl, mode: str, args: list[str]) -> list[str]:
     pic = "-fPIC" if mode == "shared" else "-fPIE"
     cmd = [find_gxx(musl), "-specs", str(sup / "musl-pie.specs"), pic,
            "-idirafter", str(sup / "include"), *args]
-    if mode != "compile":
+    if mode not in ("compile", "relocatable"):   # a relocatable link takes no libraries
         # instead of g++'s -lstdc++ -lm and the specs' libraries: the runtime only
         shim = support.compile_once(musl, "dl_find_object.o", DL_FIND_OBJECT_C)
         cmd += ["-nodefaultlibs", str(shim), "-Wl,--start-group", "-lsupc++", "-lgcc",

@@ -5,6 +5,8 @@ Occlum loads only position-independent executables linked against musl, so:
 - -static-pie gives a static PIE; plain -static gives one too (a non-PIE static
   binary would be refused by Occlum); -no-pie and -fno-pie are refused;
 - -shared builds a shared library (-fPIC);
+- -r links relocatably (one object from several, as kbuild-based builds such as
+  busybox's do): the result is an ET_REL object, compiled -fPIE, linked later into a PIE;
 - -c, -S, -E (and -M, -MM, -fsyntax-only) only compile: no link flags are added;
 - the Linux kernel headers (linux/, asm/, asm-generic/, ...) are on the include path,
   searched after musl's own headers, as in Occlum's toolchain.
@@ -36,7 +38,7 @@ ET_DYN = 3
 
 @dataclass
 class Plan:
-    mode: str        # dynamic | static | shared | compile
+    mode: str        # dynamic | static | shared | relocatable | compile
     args: list[str]  # the user's arguments, less -static and -static-pie
     output: str      # what a link writes
 
@@ -52,6 +54,8 @@ def plan(args: list[str]) -> Plan:
         mode = "compile"
     elif "-shared" in args:
         mode = "shared"
+    elif "-r" in args:
+        mode = "relocatable"
     else:
         mode = "static" if static else "dynamic"
     return Plan(mode, rest, _output(args))
@@ -109,14 +113,14 @@ def run(prog: str, args: list[str], is_cxx: bool) -> int:
         elif cxx.choose_backend() == "libc++":
             cmd, env = cxx.zig_command(find_musl(), p.mode, p.args)
             marker = cxx.libcxx_built_marker(env)
-            if p.mode != "compile" and not marker.exists():
+            if p.mode not in ("compile", "relocatable") and not marker.exists():
                 print(f"{prog}: first C++ link builds libc++ for musl (minutes, once)",
                       file=sys.stderr)
         else:
             cmd, diagnose = cxx.core_command(find_musl(), p.mode, p.args), cxx.core_diagnosis
         started = time.time() - 1  # mtime granularity of some file systems
         rc = _call(cmd, env, diagnose, prog)
-        if rc == 0 and p.mode != "compile":
+        if rc == 0 and p.mode not in ("compile", "relocatable"):
             check_pie(p.output, started)
             if marker is not None:
                 marker.parent.mkdir(parents=True, exist_ok=True)
