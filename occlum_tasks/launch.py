@@ -227,10 +227,20 @@ def _components(path: str) -> list[str]:
     return [c for c in path.split("/") if c not in ("", ".")]
 
 
+def absolute_hint(path: str) -> str:
+    """What a relative program path most likely meant: the same path from the root of
+    image/ (bin/x: /bin/x), or, for a bare name, /bin/NAME as a shell would look it up."""
+    import posixpath
+    if "/" not in path and path not in ("", ".", ".."):
+        return f"/bin/{path}"
+    return posixpath.normpath("/" + path)
+
+
 def check_program_path(path: str, entry_points) -> None:
     """Occlum's rule: absolute, no `..`, under an entry point (whole components)."""
     if not path.startswith("/"):
-        raise ProgramPathError(f"{path}: the program path must be absolute (e.g. /bin/{path})")
+        raise ProgramPathError(f"{path}: the program path must be absolute, a path in the "
+                               f"image (e.g. {absolute_hint(path)})")
     if ".." in path.split("/"):
         raise ProgramPathError(f"{path}: the program path must not contain '..'")
     comps = _components(path)
@@ -408,13 +418,10 @@ def run_in_enclave(path, args, *, image_key_file=None, instance_dir=None, host_e
     exit status; failures are one line on stderr (status 1, or 127 when the program
     cannot be started). ``load_runtime``: as prepare_launch's (False only in tests)."""
     try:
-        from .instance_lock import hold
-        instance = Path.cwd() if instance_dir is None else instance_dir
-        with hold(instance):        # a second enclave on this instance is refused at once
-            launch = prepare_launch(instance, path, list(args),
-                                    os.environ if host_env is None else host_env,
-                                    image_key_file=image_key_file, load_runtime=load_runtime)
-            return boot(launch)
+        launch = prepare_launch(Path.cwd() if instance_dir is None else instance_dir, path,
+                                list(args), os.environ if host_env is None else host_env,
+                                image_key_file=image_key_file, load_runtime=load_runtime)
+        return boot(launch)
     except ProgramPathError as err:
         print(f"occlum run: {err}", file=sys.stderr)
         return err.status
@@ -437,14 +444,9 @@ def boot(launch: Launch) -> int:
     # ---- only verified things: the mounts of the verified config over the verified
     # ---- image and the writable layer opened with its sealing key.
     from .libos.fs.mounts import mount_from_config
-    from .instance_lock import hold
-    from .sgx.keys import secret_path
-    # one enclave at a time on the writable layers (run/.lock), for the enclave's life
-    with hold(launch.instance_dir), \
-            mount_from_config(launch.config.get("mount"), instance_dir=launch.instance_dir,
-                              image=launch.image, writable_layer_dir=launch.writable_layer_dir,
-                              writable_layer_key=launch.writable_layer_key,
-                              protected=[secret_path()]) as mounts:
+    with mount_from_config(launch.config.get("mount"), instance_dir=launch.instance_dir,
+                           image=launch.image, writable_layer_dir=launch.writable_layer_dir,
+                           writable_layer_key=launch.writable_layer_key) as mounts:
         owner = launch.instance_dir / RUN_OWNER
         if not owner.is_file():
             # a layer made by a run before any build recorded it: record it now, so

@@ -104,6 +104,17 @@ def test_cannot_start_is_127(instance, path):
     assert proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("path, hint", [("bin/hello_world", "/bin/hello_world"),
+                                        ("./bin/hello_world", "/bin/hello_world"),
+                                        ("hello_world", "/bin/hello_world"),
+                                        ("usr/bin/app", "/usr/bin/app")])
+def test_a_relative_path_gets_the_path_from_the_image_root(instance, path, hint):
+    proc = cli(instance, "run", path)
+    assert proc.returncode == 127
+    assert proc.stderr == (f"occlum run: {path}: the program path must be absolute, a path "
+                           f"in the image (e.g. {hint})\n")
+
+
 def test_run_before_build(tmp_path):
     cli(tmp_path, "init")
     proc = cli(tmp_path, "run", "/bin/hello_world")
