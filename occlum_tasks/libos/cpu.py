@@ -35,6 +35,11 @@ The fill hook is also where faults are found: a refused fill records the address
 the access, and Unicorn stops at the faulting instruction (the state is precise);
 `run` reports it as a `Stop` and the caller delivers the signal outside `emu_start`.
 
+Stops (emu_stop, from a hook or from the scheduler's watchdog thread) take effect only
+at the start of a translated block, where the state is exact: _stop_only_between_blocks
+turns off the check Unicorn makes after every load and store, which unwinds to the start
+of an instruction whose store has already landed.
+
 QEMU sizes its TLB only when the TLB is flushed (a TLB more than 70% used doubles).
 Under Unicorn only map/unmap/protect flush it, so a compute loop over a working set
 larger than the initial 256 entries (1 MiB) would miss on every page, now through
@@ -46,6 +51,7 @@ import bisect
 import contextlib
 import ctypes
 import struct
+import threading
 
 from unicorn import Uc, UcError, UC_ARCH_X86, UC_MODE_64
 from unicorn import unicorn_const as ucc
@@ -61,6 +67,7 @@ _lib = _binding.uclib
 _raw = ctypes.CDLL(_lib._name)
 _raw.uc_reg_read_batch.restype = ctypes.c_int
 _raw.uc_reg_write.restype = ctypes.c_int
+_raw.uc_reg_write_batch.restype = ctypes.c_int
 _raw.uc_reg_read.restype = ctypes.c_int
 _raw.uc_ctl.restype = ctypes.c_int
 _raw.uc_context_save.restype = ctypes.c_int
@@ -83,6 +90,8 @@ _CTL_TLB_FLUSH = ctypes.c_int((ucc.UC_CTL_IO_WRITE << 30) | ucc.UC_CTL_TLB_FLUSH
 # flush costs a refill of the pages in use; a TLB that fits its working set fills
 # rarely, and one that the LibOS's own map/unmap/protect flush anyway never gets here.
 TLB_REGROW_FILLS = 4096
+# registers whose write moves the PC (see Cpu.set_pc)
+_PC_REGS = frozenset((x86.UC_X86_REG_RIP, x86.UC_X86_REG_EIP, x86.UC_X86_REG_IP))
 _REGION = struct.Struct("<QQI4x")
 assert _REGION.size == ctypes.sizeof(_binding.uc_mem_region)
 
@@ -113,8 +122,60 @@ _VECTORS = {0: (SIGFPE, "divide error"), 1: (SIGTRAP, "debug trap"), 3: (SIGTRAP
             19: (SIGFPE, "SIMD floating point")}
 
 
+# struct uc_struct (unicorn 2.1.4, include/uc_priv.h; x86-64 Linux wheel): offsets of
+# the fields _stop_only_between_blocks sets and of the ones it checks first
+_UC_TARGET_PAGE_SIZE = 1984      # uint32_t target_page_size (4096)
+_UC_CONTEXT_CONTENT = 2012       # uc_context_content context_content (UC_CTL_CONTEXT_MODE)
+_UC_HOOK_INSERT = 2032           # bool hook_insert (false outside uc_emu_start)
+_UC_NO_EXIT_REQUEST = 2034       # bool no_exit_request
+_UC_INIT_DONE = 2035             # bool init_done (true once the engine is set up)
+
+
+class EngineLayoutError(RuntimeError):
+    """The Unicorn library is not the build whose internals cpu.py was measured on."""
+
+
+def _stop_only_between_blocks(uch) -> None:
+    """Make every uc_emu_stop take effect at the start of a translated block, where the
+    CPU state is exact.
+
+    Unicorn 2.1.4 checks for a stop request at the start of each block and also after
+    every guest load and store (tcg_gen_qemu_ld/st call check_exit_request). A request
+    seen after a store unwinds to the start of the *current* instruction, whose store
+    has landed: resuming runs it again (`add [m], 1` counts twice, a successful
+    `lock cmpxchg` looks failed). Measured on bare Unicorn: ~1 stop in 3 ran an
+    instruction twice with the virtual TLB, nearly every one without. Unicorn skips
+    the load/store checks while translating when uc->no_exit_request is set (its ARM
+    IT-block workaround), leaving the block-start check, which unwinds to the block's
+    first instruction before any of it ran: exact. It also removes a helper call from
+    every memory access: a store loop ran 3x faster. The field has no API, so it is
+    set at its offset, after checking the fields around it; a different build of the
+    library is refused rather than run inexactly."""
+    base = uch.value
+    page_size = ctypes.c_uint32.from_address(base + _UC_TARGET_PAGE_SIZE).value
+    content = ctypes.c_int.from_address(base + _UC_CONTEXT_CONTENT)
+    flags = [ctypes.c_bool.from_address(base + off).value
+             for off in (_UC_HOOK_INSERT, _UC_NO_EXIT_REQUEST, _UC_INIT_DONE)]
+    seen = content.value
+    mode = ctypes.c_int(ucc.UC_CTL_CONTEXT_CPU | ucc.UC_CTL_CONTEXT_MEMORY)
+    ctl = (ucc.UC_CTL_IO_WRITE << 30) | (1 << 26) | ucc.UC_CTL_CONTEXT_MODE
+    if _lib.uc_ctl(uch, ctl, mode) == ucc.UC_ERR_OK:
+        toggled = content.value
+        _lib.uc_ctl(uch, ctl, ctypes.c_int(ucc.UC_CTL_CONTEXT_CPU))
+    else:
+        toggled = None
+    if (page_size, seen, toggled, flags) != (4096, ucc.UC_CTL_CONTEXT_CPU, mode.value, [False, False, True]) \
+            or content.value != ucc.UC_CTL_CONTEXT_CPU:
+        raise EngineLayoutError(
+            "the Unicorn library in use (%s) is not the unicorn 2.1.4 build occlum-py was measured on, and "
+            "without it a preempted thread may run an instruction twice; install unicorn==2.1.4 from PyPI"
+            % _lib._name)
+    ctypes.c_bool.from_address(base + _UC_NO_EXIT_REQUEST).value = True
+
+
 class Stop:
-    """Why `Cpu.run` returned: 'stopped' (asked by the LibOS); 'fault' (the guest
+    """Why `Cpu.run` returned: 'stopped' (asked by the LibOS, right after a system
+    call); 'preempted' (stop_from_host_thread, between two blocks); 'fault' (the guest
     faulted), 'interrupted' (Ctrl-C in the host) or 'internal' (a LibOS failure), each
     with the signal the guest dies of."""
 
@@ -128,6 +189,7 @@ class Stop:
 
 
 _STOPPED = Stop("stopped")
+_PREEMPTED = Stop("preempted")
 
 
 class Cpu:
@@ -156,11 +218,11 @@ class Cpu:
         self._add_hook(ucc.UC_HOOK_INTR, _INTR_CB(self._intr_hook))
         # Faults come from the fill hook: never add a UC_HOOK_MEM_* hook, not even a
         # bounded one over user space, or every store there is back on the slow path.
-        # set by the scheduler's watchdog: leave the CPU at the next precise point
-        # (a system call, or a TLB fill, which is then refused and retried)
-        self.preempt_request = [False]
-        self._preempted = False
         self._add_hook(ucc.UC_HOOK_TLB_FILL, _TLB_FILL_CB(self._make_tlb_fill()))
+        self.async_stops = 0         # stops from host threads so far
+        self._in_guest = False       # inside run's emu_start (under _guest_lock)
+        self._guest_lock = threading.Lock()
+        _stop_only_between_blocks(self._uch)
 
     # ---- hooks ----------------------------------------------------------------
     def _add_hook(self, htype, cfunc, insn=None):
@@ -194,14 +256,8 @@ class Cpu:
         mask = (1 << 64) - 1
         stop = self.stop
 
-        preempt = self.preempt_request
-
         def on_syscall(_uc, _data):
             # RIP still points at `syscall` here; Unicorn adds 2 after we return
-            if preempt[0]:
-                # the watchdog asked: leave the CPU after this call (a precise point)
-                preempt[0] = False
-                stop()
             read_batch(uch, ids, ptrs, count)
             args = tolist()
             try:
@@ -253,18 +309,8 @@ class Cpu:
         entry_words = (ctypes.c_uint64 * 2).from_address     # paddr, then perms (+ padding)
         flush, uch, flush_code = _raw.uc_ctl, ctypes.c_void_p(self._uch.value), _CTL_TLB_FLUSH
         regrow, fills = TLB_REGROW_FILLS, self._fills
-        preempt = self.preempt_request
-
         def on_tlb_fill(_uc, vaddr, access, entry, _data):
             try:
-                if preempt[0] and not self._host_op:
-                    # Preemption at a precise point: refusing the fill raises an MMU
-                    # exception before the access, with the state restored to the
-                    # start of the instruction; `run` reports a plain stop and the
-                    # instruction runs again when the thread resumes.
-                    preempt[0] = False
-                    self._preempted = True
-                    return False
                 fills[0] += 1
                 fills[1] += 1
                 if fills[1] >= regrow:
@@ -309,11 +355,16 @@ class Cpu:
     def run(self, pc: int) -> Stop:
         """Run from `pc` until the LibOS calls `stop` or the guest faults."""
         self._fault = self._intno = self._stop_reason = None
-        self._preempted = False
+        with self._guest_lock:
+            self._in_guest = True
+            async_stops = self.async_stops
         err = _lib.uc_emu_start(self._uch, pc, 0, 0, 0)
-        if self._preempted and err in _MEMORY_ERRORS:
-            return _STOPPED
+        with self._guest_lock:
+            self._in_guest = False
+            preempted = self.async_stops != async_stops
         if self._stop_reason is not None:
+            # asked from the SYSCALL hook: the block ends with the system call, so the
+            # CPU stops right after it even when a preemption came in the meantime
             return self._stop_reason
         if self._intno is not None:
             signal, what = _VECTORS.get(self._intno, (SIGSEGV, "interrupt %d" % self._intno))
@@ -325,13 +376,10 @@ class Cpu:
             return Stop("fault", SIGILL, 0, "invalid instruction at rip %#x" % self.pc)
         if err != ucc.UC_ERR_OK:
             return Stop("fault", SIGSEGV, 0, "%s at rip %#x" % (_lib.uc_strerror(err).decode(), self.pc))
+        if preempted:
+            return _PREEMPTED            # stop_from_host_thread, between two blocks
         # emulation ended without anyone asking (e.g. HLT): Linux sends SIGSEGV
         return Stop("fault", SIGSEGV, 0, "the CPU halted at rip %#x" % self.pc)
-
-    @property
-    def preempted(self) -> bool:
-        """The last `run` ended on a refused TLB fill (preemption mid-instruction)."""
-        return self._preempted
 
     def stop(self, reason: Stop = None) -> None:
         """Make `run` return (with `reason`, default 'stopped') once the current
@@ -362,23 +410,19 @@ class Cpu:
         if ctx:
             _lib.uc_context_free(ctx)
 
-    def stop_from_host_thread(self) -> None:
-        """Preemption, from the watchdog thread while the guest runs (the GIL is
-        released inside emu_start): `run` returns 'stopped'.
-
-        A last resort: on unicorn 2.1.4 an emu_stop from another thread is not
-        precise. When it lands in a memory slow path (a store helper), Unicorn
-        leaves with the registers restored to the start of an instruction whose
-        store has already happened, and resuming runs that instruction again: an
-        `add [mem], 1` counts twice (bench: a bare Unicorn loop stopped every 1 ms
-        over-counted 13,702 times in 15,000 stops; copy loops in the LibOS lost
-        bytes). Cutting a slice at a block boundary is exact. The scheduler
-        therefore asks for a precise point first (preempt_request: the next system
-        call or TLB fill) and uses this only for a thread that made neither for
-        several ticks, i.e. one running hot code whose stores are inline."""
-        if self._stop_reason is None:       # never hide a fault or a LibOS error
-            self._stop_reason = _STOPPED
-        _lib.uc_emu_stop(self._uch)
+    def stop_from_host_thread(self) -> bool:
+        """Preemption, from a host thread while the guest runs (the GIL is released
+        inside emu_start): `run` returns 'preempted' with the CPU state exact, between
+        two translated blocks (see _stop_only_between_blocks). Never touches the stop
+        reason, so a fault or a LibOS error in the same slice is not hidden. Under the
+        lock `run` takes around emu_start, so that a stop is counted in the slice it
+        lands in; False when no slice is running."""
+        with self._guest_lock:
+            if not self._in_guest:
+                return False
+            self.async_stops += 1
+            _lib.uc_emu_stop(self._uch)
+            return True
 
     # ---- registers ----------------------------------------------------------------
     # RIP and RAX through the raw library (~0.5 us against 3-6 us through the
@@ -389,6 +433,10 @@ class Cpu:
             value = ctypes.c_uint64()
             cell = self._cell = (ctypes.c_void_p(self._uch.value), value, ctypes.byref(value),
                                  ctypes.c_int(x86.UC_X86_REG_RIP), ctypes.c_int(x86.UC_X86_REG_RAX))
+            self._pc_ids = (ctypes.c_int * 1)(x86.UC_X86_REG_RIP)
+            self._pc_vals = (ctypes.c_void_p * 1)(ctypes.addressof(value))
+            self._pc_id = ctypes.c_void_p(ctypes.addressof(self._pc_ids))
+            self._pc_ptr = ctypes.c_void_p(ctypes.addressof(self._pc_vals))
         return cell
 
     def get_pc(self) -> int:
@@ -397,9 +445,16 @@ class Cpu:
         return value.value
 
     def set_pc(self, pc: int) -> None:
-        uch, value, ref, rip, _ = self._raw_reg()
+        """Write RIP through uc_reg_write_batch, never uc_reg_write: on unicorn 2.1.4
+        uc_reg_write of the PC also sets skip_sync_pc_on_exit, a flag only the next
+        block-start stop check clears. A PC written in a hook (an in-hook thread
+        switch, a signal handler) ends the block through the syscall's own exit, so
+        the flag stayed set, and the next stop from the watchdog then left without
+        restoring RIP: the thread resumed at a stale RIP with newer registers and ran
+        instructions again (a CAS loop lost an increment in most runs)."""
+        uch, value, _, _, _ = self._raw_reg()
         value.value = pc
-        _raw.uc_reg_write(uch, rip, ref)
+        _raw.uc_reg_write_batch(uch, self._pc_id, self._pc_ptr, ctypes.c_int(1))
 
     def set_rax(self, result: int) -> None:
         uch, value, ref, _, rax = self._raw_reg()
@@ -422,7 +477,10 @@ class Cpu:
         return self._uc.reg_read(reg)
 
     def reg_write(self, reg: int, value: int) -> None:
-        self._uc.reg_write(reg, value)
+        if reg in _PC_REGS:
+            self.set_pc(value)           # see set_pc: never through uc_reg_write
+        else:
+            self._uc.reg_write(reg, value)
 
     @property
     def pc(self) -> int:

@@ -10,13 +10,11 @@ one thread the slice never ends until that thread is done.
 
 Preemption: a watchdog host thread (started with the second thread) acts when the same
 slice has lasted a whole tick and there is something else to do; the GIL is released
-inside emu_start, so the watchdog runs while the guest computes. An emu_stop from
-another thread is not exact on unicorn 2.1.4 (cpu.stop_from_host_thread explains), so
-the watchdog first asks the CPU to stop at its next precise point (the next system
-call, or the next TLB fill, which is refused and retried: cpu.preempt_request, one
-flag test per system call); only a thread that reaches neither within LAST_RESORT
-ticks is stopped asynchronously. No per-instruction or per-block hook and no emu_start
-count/timeout (DESIGN.md section 8).
+inside emu_start, so the watchdog runs while the guest computes. It stops the CPU
+(cpu.stop_from_host_thread), which takes effect at the start of the next translated
+block with the state exact: no instruction runs twice (cpu._stop_only_between_blocks
+explains why that needs care on unicorn 2.1.4). No per-instruction or per-block hook
+and no emu_start count/timeout (DESIGN.md section 8).
 
 Signals: when one is pending (signal.armed), the signal subsystem's hooks run between
 slices and before a thread resumes (a handler's frame), and the SYSCALL hook asks it
@@ -37,11 +35,6 @@ from ..process import current
 from .wait import BLOCKED, EXITED, RUNNABLE, Block, WaitQueue  # noqa: F401
 
 TICK = 0.005          # the watchdog's period: a computing thread runs 1-2 ticks
-# ticks (100 ms) before a thread that reaches no precise point is stopped anyway: long,
-# because that stop may run one instruction twice (cpu.stop_from_host_thread)
-LAST_RESORT = 20
-_forced = [0]           # asynchronous stops so far (warned once)
-_host_stops = [0]       # asynchronous stops for a host signal (signal/host.py)
 
 # a key of pending_regs (start_thread, redirect): put the FPU in Linux's initial state
 FPU_INIT = "fpu-init"
@@ -68,7 +61,6 @@ IDLE_MAX = 0.1
 def boot(cpu) -> None:
     global _cpu, _on_cpu
     _cpu, _on_cpu = cpu, None
-    _forced[0] = 0
     _runq.clear()
     _timed.clear()
     _host.clear()
@@ -106,11 +98,10 @@ def set_signal_hook(armed, on_resume, between) -> None:
 
 
 def stop_for_host_signal() -> None:
-    """From a host thread: a host signal waits to be forwarded and the guest reaches
-    no precise point; its saved context will not count as a system call boundary."""
+    """From a host thread: a host signal waits to be forwarded; the guest leaves the
+    CPU between two blocks, and the scheduler loop forwards it."""
     cpu_ = _cpu
     if cpu_ is not None:
-        _host_stops[0] += 1
         cpu_.stop_from_host_thread()
 
 
@@ -340,22 +331,16 @@ def run(finished, on_stop):
                 continue
         _slice[0] += 1
         _slice[1] = True
-        forced, host_stops = _forced[0], _host_stops[0]
         stop = _cpu.run(pc)
         _slice[1] = False
-        _cpu.preempt_request[0] = False
         thread = current.thread            # switches inside the hook may have changed it
-        thread.at_syscall = stop.kind == "stopped" and not _cpu.preempted and _forced[0] == forced \
-            and _host_stops[0] == host_stops
-        if _forced[0] != forced:
-            log.warn_once("forced stop", "thread %d computed %d ms with no system call or TLB miss while "
-                          "others waited: stopped asynchronously, which unicorn 2.1.4 does not do exactly "
-                          "(an instruction may run twice)", thread.tid, int(LAST_RESORT * TICK * 1000))
+        # 'preempted': between two blocks, not at a system call
+        thread.at_syscall = stop.kind == "stopped"
         if thread.state == BLOCKED and thread.parked_now:
             # RIP is past the syscall (Unicorn added 2): back onto it, to re-execute
             thread.parked_now = False
             _cpu.set_pc(_cpu.get_pc() - 2)
-        if stop.kind != "stopped" and thread.state != EXITED:
+        if stop.kind not in ("stopped", "preempted") and thread.state != EXITED:
             final = on_stop(thread, stop)
             if final is not None:
                 return final
@@ -441,19 +426,12 @@ class _Watchdog:
         self._thread.start()
 
     def _loop(self):
-        seen, ticks = -1, 0
+        seen = -1
         while not self._done.wait(TICK):
             number, in_guest = _slice
             cpu_ = _cpu
             if in_guest and number == seen and cpu_ is not None and _someone_due():
-                ticks += 1
-                if ticks == 1:
-                    cpu_.preempt_request[0] = True     # at its next precise point
-                elif ticks >= LAST_RESORT:
-                    _forced[0] += 1
-                    cpu_.stop_from_host_thread()
-            else:
-                ticks = 0
+                cpu_.stop_from_host_thread()
             seen = number
 
     def stop(self):

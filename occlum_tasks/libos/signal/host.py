@@ -14,16 +14,14 @@ from . import SI_USER, armed, send
 
 FORWARDED = (host_signal.SIGINT, host_signal.SIGTERM)
 _received = []
+_recorded = [0]         # host signals seen by the Python handler so far
+RETRIES, RETRY_AFTER = 100, 0.01
 
 
 def _record(signum, _frame):
-    from .. import sched
     _received.append(signum)
+    _recorded[0] += 1
     armed[0] = True
-    cpu = sched.cpu()
-    if cpu is not None:
-        # a guest computing without system calls: leave the CPU at its next TLB fill
-        cpu.preempt_request[0] = True
 
 
 @contextlib.contextmanager
@@ -53,17 +51,12 @@ def forwarding():
         _received.clear()
 
 
-# how long a guest may compute without a TLB fill after a host signal before it is
-# stopped asynchronously (imprecise on unicorn 2.1.4: see cpu.stop_from_host_thread)
-STOP_AFTER = 0.05
-
-
 def _watch(wake_r) -> None:
     """A host thread: Python runs a signal's handler only when the main thread runs
-    Python code, which a guest computing without system calls or TLB fills never
-    does. The C-level handler writes the signal number to the wakeup pipe; this thread
-    then asks the CPU to stop (at its next TLB fill, else asynchronously), so that the
-    main thread gets back to the scheduler and the signal is forwarded."""
+    Python code, which a guest computing without system calls never does. The C-level
+    handler writes the signal number to the wakeup pipe; this thread then stops the
+    CPU (exactly, between two blocks), so that the main thread gets back to the
+    scheduler and the signal is forwarded."""
     from .. import sched
     while True:
         try:
@@ -72,13 +65,14 @@ def _watch(wake_r) -> None:
             return
         if not data or b"\0" in data:
             return
-        cpu = sched.cpu()
-        if cpu is None:
-            continue
-        cpu.preempt_request[0] = True
-        time.sleep(STOP_AFTER)
-        if cpu.preempt_request[0]:      # no precise point reached: stop it anyway
+        # until the main thread has run _record: a stop that lands just before a
+        # slice starts is reset by emu_start, so stop again a little later
+        recorded = _recorded[0]
+        for _ in range(RETRIES):
             sched.stop_for_host_signal()
+            time.sleep(RETRY_AFTER)
+            if _recorded[0] != recorded:
+                break
 
 
 def waiting() -> bool:
