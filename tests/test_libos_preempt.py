@@ -80,3 +80,18 @@ def test_preemption_stress_hundreds_of_runs(compile_program, tmp_path, monkeypat
     assert not wrong, "%d of %d runs wrong, first: %r" % (len(wrong), RUNS, wrong[0])
     assert preemptions[0] >= per_run * RUNS, "only %d preemptions in %d runs: the test proves little" % (
         preemptions[0], RUNS)
+
+
+@pytest.mark.parametrize("field", ["_UC_CONTEXT_CONTENT", "_UC_INIT_DONE", "_UC_TARGET_PAGE_SIZE"])
+def test_an_engine_whose_layout_differs_is_refused_not_run_inexactly(compile_program, tmp_path, monkeypatch, field):
+    """The stop setting is written into Unicorn's engine at a measured offset: when the
+    fields around it are not where they were measured, the run is refused with one
+    line (127), and nothing is written."""
+    from occlum_tasks.libos import cpu as cpu_module
+    monkeypatch.setattr(cpu_module, field, getattr(cpu_module, field) + 4)
+    with pytest.raises(cpu_module.EngineLayoutError, match="unicorn 2.1.4"):
+        Cpu()
+    root = make_root(tmp_path, {"preempt_exact": compile_program("preempt_exact.c", extra_args=["-O2"])})
+    status, out, err = enclave(root, "preempt_exact", ["xadd", "1", "10"], tmp_path)
+    assert (status, out) == (127, "")
+    assert err.startswith("occlum-py: the Unicorn library in use") and err.count("\n") == 1

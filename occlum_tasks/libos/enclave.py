@@ -9,7 +9,7 @@ import os
 import traceback
 
 from . import fs, log, sched, vm
-from .cpu import SIGINT, Cpu, Stop
+from .cpu import SIGINT, Cpu, EngineLayoutError, Stop
 from .process import current, lifecycle
 from .process.loader import ExecError
 from .process.task import Limits
@@ -34,7 +34,11 @@ def run_program(mounts, path, argv, envp, *, user_space_size, default_stack_size
     stderr descriptor).
     """
     log.configure(log_level, fd=stdio[2])
-    cpu = Cpu()
+    try:
+        cpu = Cpu()
+    except EngineLayoutError as exc:
+        _say(stdio[2], "occlum-py: %s" % exc)
+        return EXIT_CANNOT_START
     process = None
     try:
         vm.boot(cpu, user_space_size)
