@@ -110,18 +110,23 @@ def _load_layout(text: bytes):
 
 # --- b. the runtime ------------------------------------------------------------------
 
-def load_runtime_from(runtime, manifest: bytes, secret_file, load: bool) -> None:
+def code_cache(secret_file):
+    """The measured loader's cache: beside the platform secret, under a key from it."""
+    from .runtime_code_cache import FOLDER_NAME, CodeCache, cache_key
+    from .sgx import keys
+    folder = Path(secret_file or keys.secret_path()).parent / FOLDER_NAME
+    return CodeCache(folder, cache_key(keys.platform_secret(secret_file)))
+
+
+def load_runtime_from(runtime, manifest: bytes, load: bool) -> None:
     """Check the runtime read at start-up against the measured manifest; with ``load``,
     make it the only source of the runtime's modules in this process, compiled by the
-    measured loader (cached under the platform's key beside its secret)."""
+    measured loader."""
     if not load:
         runtime.check(manifest)
         return
     runtime.check(manifest, with_library=False)   # the library: as its binding loads it
-    from .runtime_code_cache import FOLDER_NAME, CodeCache, cache_key
-    from .sgx import keys
-    folder = Path(secret_file or keys.secret_path()).parent / FOLDER_NAME
-    runtime.install(CodeCache(folder, cache_key(keys.platform_secret(secret_file))))
+    runtime.install()
 
 
 # --- c. the verified config ----------------------------------------------------------
@@ -346,7 +351,8 @@ def prepare_launch(instance_dir, path: str, args, host_env: Mapping,
         t0 = now
 
     # Every input is read once; what is checked is what is used.
-    runtime = Runtime(runtime_roots)    # read and hashed; unicorn's library on a thread
+    # read and hashed; unicorn's library on a thread
+    runtime = Runtime(runtime_roots, code_cache(secret_file) if load_runtime else None)
     sigstruct = _read(instance, SIGSTRUCT)
     layout = _load_layout(_read(instance, LAYOUT))
     manifest = _read(instance, RUNTIME_MANIFEST)
@@ -365,7 +371,7 @@ def prepare_launch(instance_dir, path: str, args, host_env: Mapping,
         raise
     lap("einit")
     # b. the code about to run is the measured code, and only it will be loaded
-    load_runtime_from(runtime, manifest, secret_file, load_runtime)
+    load_runtime_from(runtime, manifest, load_runtime)
     if image_key_file is not None:
         from .image.keys import read_image_key_file
         image_key = read_image_key_file(image_key_file)

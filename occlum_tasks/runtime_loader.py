@@ -48,26 +48,39 @@ def owned(name: str) -> bool:
 
 
 class SealedLibrary:
-    """A shared library copied into a sealed memfd and hashed there, on a thread (the
-    copy and SHA-256 of unicorn's 24 MB take ~30 ms; hashlib and sendfile release the
-    GIL, so EINIT runs meanwhile)."""
+    """A shared library copied into a sealed memfd and hashed there, on a thread.
 
-    def __init__(self, path: Path):
+    The copy (~10 ms for unicorn's 24 MB) is what makes the check exact: a sealed memfd
+    cannot change, so what dlopen maps is what was hashed, even if the file is rewritten
+    meanwhile. Hashing it costs another ~20 ms, so, as Linux's IMA re-measures a file only
+    when it changed, a record under the cache's MAC keeps the hash with the file's
+    identity (device, inode, size, mtime and ctime in ns): the same identity before and
+    after the copy proves that no one wrote the file since it was hashed (ctime cannot be
+    set back without root). A file changed less than a second before is not recorded."""
+
+    def __init__(self, path: Path, cache=None):
         self.path = Path(path)
+        self.cache = cache
         self.fd: int | None = None
         self.sha256: str | None = None
         self.error: str | None = None
         self._thread = threading.Thread(target=self._copy_and_hash, daemon=True)
         self._thread.start()
 
+    @staticmethod
+    def _identity(st) -> tuple:
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
     def _copy_and_hash(self) -> None:
         import fcntl
         import mmap
+        import time
         fd = None
         try:
             src = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                size = os.fstat(src).st_size
+                before = self._identity(os.fstat(src))
+                size = before[2]
                 fd = os.memfd_create(self.path.name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
                 done = 0
                 while done < size:
@@ -75,15 +88,21 @@ class SealedLibrary:
                     if n == 0:
                         break
                     done += n
+                unchanged = self._identity(os.fstat(src)) == before and done == size
             finally:
                 os.close(src)
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
                         | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL)
-            if done:
-                with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as view:
-                    self.sha256 = hashlib.sha256(view).hexdigest()
+            ident = hashlib.sha256(b"occlum-py library\0" + bytes(self.path)).digest()
+            record = self.cache.load(ident) if self.cache is not None and unchanged else None
+            if isinstance(record, tuple) and len(record) == 6 and record[:5] == before:
+                self.sha256 = record[5]
             else:
-                self.sha256 = hashlib.sha256(b"").hexdigest()
+                with mmap.mmap(fd, 0, prot=mmap.PROT_READ) if done else _Empty() as view:
+                    self.sha256 = hashlib.sha256(view).hexdigest()
+                if (self.cache is not None and unchanged
+                        and before[4] < time.time_ns() - 1_000_000_000):
+                    self.cache.store(ident, (*before, self.sha256))
             self.fd, fd = fd, None
         except OSError as exc:
             self.error = exc.strerror or str(exc)
@@ -106,7 +125,9 @@ class SealedLibrary:
 class Runtime:
     """The runtime files as read at start-up (see the module's docstring)."""
 
-    def __init__(self, roots: Mapping[str, Path] | None = None):
+    def __init__(self, roots: Mapping[str, Path] | None = None, cache=None):
+        """``cache``: a CodeCache; it also keeps the library's hash (SealedLibrary)."""
+        self.cache = cache
         self.roots = {k: Path(v) for k, v in (roots or runtime_roots()).items()}
         self.unicorn = unicorn_version(self.roots)
         self.paths: dict[str, Path] = {}
@@ -117,7 +138,7 @@ class Runtime:
         for name, path in runtime_files(self.roots):
             self.paths[name] = path
             if name == UNICORN_LIBRARY:
-                self.library = SealedLibrary(path)
+                self.library = SealedLibrary(path, cache)
                 continue
             try:
                 data = path.read_bytes()
@@ -177,12 +198,12 @@ class Runtime:
                 return rel, package
         return None
 
-    def install(self, cache=None) -> "MeasuredFinder":
+    def install(self) -> "MeasuredFinder":
         """From now on, every module of the runtime's namespaces comes from the bytes
-        checked by check(), compiled by this loader (``cache``: a CodeCache)."""
+        checked by check(), compiled by this loader (cached in ``self.cache``)."""
         for old in [f for f in sys.meta_path if isinstance(f, MeasuredFinder)]:
             sys.meta_path.remove(old)
-        finder = MeasuredFinder(self, cache)
+        finder = MeasuredFinder(self, self.cache)
         sys.meta_path.insert(0, finder)
         for name in [n for n in sys.modules if owned(n)]:
             if getattr(sys.modules[name], "__loader__", None) is not finder:
@@ -265,6 +286,16 @@ class MeasuredFinder:
         if others:
             raise IntegrityError(f"{others[0]}: a libunicorn that was not measured is loaded "
                                  "in this process; the enclave runs only the measured one")
+
+
+class _Empty(bytes):
+    """An empty file's bytes (mmap refuses a size of 0), usable in a with statement."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 def foreign_mappings(library_name: str) -> list[str]:
