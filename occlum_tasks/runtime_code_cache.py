@@ -10,6 +10,9 @@ derived from the emulated platform secret (sgx/keys.py): a cache file that anyon
 wrote or changed fails its MAC and is compiled again, so the code that runs is always
 what the loader itself compiled from the bytes it hashed.
 
+The same folder keeps, under the same MAC, the hash of unicorn's library with the file's
+identity (runtime_loader.SealedLibrary): a tuple instead of code.
+
 Where: a folder `runtime-code/` beside the platform secret (one cache per secret, so
 per host user). Each entry is one file named by its ident (below), written to a
 temporary name and renamed; failing to write is not an error (the next run compiles
@@ -21,7 +24,7 @@ Entry (all fields fixed size except the code):
 |---|---|---|
 | 0 | 16 | magic `OCCLUMPY-CODE-1\\0` |
 | 16 | 32 | HMAC-SHA-256 under the cache key of: magic, ident, code |
-| 48 | rest | code: `marshal.dumps` of the module's code object |
+| 48 | rest | `marshal.dumps` of the module's code object (or of the library's record) |
 
 ident = SHA-256 of "<cache tag>\\0<optimize level>\\0<source path>\\0<source SHA-256 hex>":
 the interpreter's bytecode version, `-O`, where the code says it came from (tracebacks
