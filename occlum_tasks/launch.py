@@ -424,10 +424,13 @@ def run_in_enclave(path, args, *, image_key_file=None, instance_dir=None, host_e
     exit status; failures are one line on stderr (status 1, or 127 when the program
     cannot be started). ``load_runtime``: as prepare_launch's (False only in tests)."""
     try:
-        launch = prepare_launch(Path.cwd() if instance_dir is None else instance_dir, path,
-                                list(args), os.environ if host_env is None else host_env,
-                                image_key_file=image_key_file, load_runtime=load_runtime)
-        return boot(launch)
+        from .instance_lock import hold
+        instance = Path.cwd() if instance_dir is None else instance_dir
+        with hold(instance):        # a second enclave on this instance is refused at once
+            launch = prepare_launch(instance, path, list(args),
+                                    os.environ if host_env is None else host_env,
+                                    image_key_file=image_key_file, load_runtime=load_runtime)
+            return boot(launch)
     except ProgramPathError as err:
         print(f"occlum run: {err}", file=sys.stderr)
         return err.status
@@ -450,9 +453,14 @@ def boot(launch: Launch) -> int:
     # ---- only verified things: the mounts of the verified config over the verified
     # ---- image and the writable layer opened with its sealing key.
     from .libos.fs.mounts import mount_from_config
-    with mount_from_config(launch.config.get("mount"), instance_dir=launch.instance_dir,
-                           image=launch.image, writable_layer_dir=launch.writable_layer_dir,
-                           writable_layer_key=launch.writable_layer_key) as mounts:
+    from .instance_lock import hold
+    from .sgx.keys import secret_path
+    # one enclave at a time on the writable layers (run/.lock), for the enclave's life
+    with hold(launch.instance_dir), \
+            mount_from_config(launch.config.get("mount"), instance_dir=launch.instance_dir,
+                              image=launch.image, writable_layer_dir=launch.writable_layer_dir,
+                              writable_layer_key=launch.writable_layer_key,
+                              protected=[secret_path()]) as mounts:
         owner = launch.instance_dir / RUN_OWNER
         if not owner.is_file():
             # a layer made by a run before any build recorded it: record it now, so
