@@ -53,7 +53,8 @@ def cmd_status(args):
     if pid is not None:
         print(f"running (pid {pid})" if pid else "running")
         return
-    print(STATUS_FILE.read_text().strip())
+    from .build_state import status_text
+    print(status_text(Path(".")))        # built, or what a failed or cut-short build left
 
 
 # -- build -------------------------------------------------------------------------

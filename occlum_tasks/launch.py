@@ -342,6 +342,8 @@ def prepare_launch(instance_dir, path: str, args, host_env: Mapping,
     if verify_image not in VERIFY_MODES:
         raise ValueError(f"verify_image must be one of {VERIFY_MODES}")
     instance = Path(instance_dir)
+    from .build_state import check_complete
+    check_complete(instance)     # a commit cut short is "incomplete", not tampering
     timings, t0 = {}, time.perf_counter()
 
     def lap(stage):

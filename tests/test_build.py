@@ -379,3 +379,206 @@ def test_a_built_in_image_key_is_readable_by_the_owner_only(instance, tmp_path):
     assert holders, "the built-in key must be somewhere in build/"
     for path in holders:
         assert path.stat().st_mode & 0o077 == 0, path
+
+
+# -- a build completes or leaves the previous one in place (issue 7, section 2) ----------
+
+KILL_POINTS = ([f"{when}:{step}" for step in ("config", "initfs", "image", "sysconf",
+                                                "runtime", "sign") for when in ("before", "after")]
+               + ["inside:initfs", "inside:image", "inside:sysconf", "inside:sign",
+                  "before:build", "commit:begin", "commit:trees", "commit:files",
+                  "commit:layer", "after:build", "db:dump"])
+BUILT_FILES = ("build/lib/enclave.sigstruct", "build/lib/enclave.layout", "build/lib/runtime.manifest",
+               "build/.Occlum_sys.json", "build/Occlum.resolved.json",
+               "build/mount/.ROOT_MAC", "build/initfs/.ROOT_MAC")
+
+
+def set_inputs(inst, which):
+    """Inputs A or B: B differs in every input a user edits (env, a limit, an image file)."""
+    set_env_default(inst, ["OCCLUM=yes", f"GREETING={which}"])
+    text = (inst / "Occlum.json").read_text()
+    threads = 32 if which == "A" else 33
+    text = re.sub(r'("max_num_of_threads"\s*:\s*)\d+', rf"\g<1>{threads}", text)
+    (inst / "Occlum.json").write_text(text)
+    (inst / "image/etc/motd").write_text(f"motd {which}\n")
+
+
+def built(inst):
+    return {rel: (inst / rel).read_bytes() for rel in BUILT_FILES}
+
+
+@pytest.mark.slow
+def test_no_kill_leaves_a_stale_output_that_a_later_build_accepts(tmp_path, hello):
+    """Kill `occlum build` at every step boundary, between a step's outputs, inside the
+    commit and while doit writes its database; the instance then runs the previous build
+    or says it is incomplete, never anything else; restore the inputs and build again:
+    what is signed is exactly a clean build of them (same bytes)."""
+    made = {}
+
+    def clean_build(which, like):
+        """A from-scratch build of inputs `which` with the runtime that built `like`
+        (the LibOS may be edited while this test runs: its manifest is in the MRENCLAVE)."""
+        manifest = like["build/lib/runtime.manifest"]
+        for attempt in range(3):
+            if (which, manifest) in made:
+                return made[which, manifest]
+            ref = tmp_path / f"ref{len(made)}-{attempt}"
+            occlum(tmp_path, "new", ref.name)
+            shutil.copy(hello, ref / "image/bin/hello_world")
+            set_inputs(ref, which)
+            occlum(ref, "build")
+            made[which, ref.joinpath("build/lib/runtime.manifest").read_bytes()] = built(ref)
+        raise AssertionError("the runtime keeps changing")
+
+    occlum(tmp_path, "new", "inst")
+    inst = tmp_path / "inst"
+    shutil.copy(hello, inst / "image/bin/hello_world")
+    set_inputs(inst, "A")
+    occlum(inst, "build")
+    assert built(inst) == clean_build("A", built(inst)) != clean_build("B", built(inst))
+    for i, point in enumerate(KILL_POINTS):
+        set_inputs(inst, "B")
+        # -f: every step runs, so that every point is reached
+        proc = occlum(inst, "build", "-f", env={"OCCLUM_TEST_KILL_AT": point}, check=False)
+        assert proc.returncode == -9, (point, proc.returncode, proc.stderr)
+        assert "successfully" not in proc.stdout
+        runs = occlum(inst, "run", "/bin/hello_world", check=False)
+        status = occlum(inst, "status").stdout
+        if point.startswith("commit:"):
+            # a commit cut short: the committed files may be two builds' mixture
+            assert runs.returncode == 1 and "the build is incomplete" in runs.stderr, (point, runs)
+            assert "run `occlum build`" in runs.stderr and status.startswith("incomplete")
+        elif point in ("after:build", "db:dump"):
+            # the build was committed; doit's database was not (or only cut short)
+            assert runs.returncode == 0 and status.strip() == "built", (point, status)
+            assert built(inst) == clean_build("B", built(inst)), point
+        else:
+            # the previous build, whole: A is signed and runs
+            assert runs.returncode == 0 and runs.stdout == "Hello World\n", (point, runs)
+            assert built(inst) == clean_build("A", built(inst)), point
+            assert status.startswith("built (the last build did not complete"), (point, status)
+        # alternately restore the inputs or keep the new ones: both must come out exact
+        which = "AB"[i % 2]
+        set_inputs(inst, which)
+        proc = occlum(inst, "build")
+        assert "successfully" in proc.stdout, (point, proc.stdout, proc.stderr)
+        assert built(inst) == clean_build(which, built(inst)), (point, which)
+        assert occlum(inst, "status").stdout.strip() == "built"
+        if which == "B":
+            set_inputs(inst, "A")
+            occlum(inst, "build")
+    assert occlum(inst, "run", "/bin/hello_world").stdout == "Hello World\n"
+
+
+def test_doit_clean_then_doit_build_rebuilds_what_was_removed(instance):
+    assert doit(instance, "build").returncode == 0
+    assert doit(instance, "clean").returncode == 0
+    assert occlum(instance, "status").stdout.strip() == "initialized"
+    assert not list((instance / "build").rglob("__ROOT"))
+    proc = doit(instance, "build")
+    assert proc.returncode == 0 and "successfully" in proc.stdout, proc.stdout + proc.stderr
+    assert {"initfs", "image", "sign"} <= ran(proc)
+    assert occlum(instance, "run", "/bin/hello_world").stdout == "Hello World\n"
+    # a staged output removed by hand is made again too
+    shutil.rmtree(instance / "build/.stage/initfs/__ROOT")
+    assert "initfs" in ran(occlum(instance, "build"))
+
+
+def test_a_failed_build_leaves_the_previous_build_in_place(instance):
+    occlum(instance, "build")
+    before = built(instance)
+    set_env_default(instance, ["OCCLUM=yes", "GREETING=new"])
+    text = (instance / "Occlum.json").read_text()
+    (instance / "Occlum.json").write_text(re.sub(r'"debuggable"\s*:\s*true', '"debuggable": false', text))
+    proc = occlum(instance, "build", check=False)
+    assert proc.returncode == 1 and "debug key" in proc.stderr and "successfully" not in proc.stdout
+    assert ran(proc) >= {"config", "sysconf", "sign"}      # they ran, and staged only
+    assert built(instance) == before
+    assert occlum(instance, "status").stdout.startswith("built (the last build did not complete")
+    assert occlum(instance, "run", "/bin/hello_world").stdout == "Hello World\n"
+
+
+def test_an_interrupted_commit_is_incomplete_not_tampered(instance):
+    occlum(instance, "build")
+    set_env_default(instance, ["OCCLUM=yes", "GREETING=new"])
+    proc = occlum(instance, "build", env={"OCCLUM_TEST_KILL_AT": "commit:files"}, check=False)
+    assert proc.returncode == -9
+    runs = occlum(instance, "run", "/bin/hello_world", check=False)
+    assert runs.returncode == 1 and runs.stdout == ""
+    assert runs.stderr == ("occlum run: the build is incomplete: a build was interrupted while "
+                           "it put its outputs in place (build/.committing); run `occlum build`\n")
+    assert occlum(instance, "status").stdout.startswith("incomplete")
+    # doit's database was not saved either: the steps run again (their outputs are not
+    # those it recorded), then the commit
+    assert "successfully" in occlum(instance, "build").stdout
+    assert occlum(instance, "run", "/bin/hello_world").returncode == 0
+    assert occlum(instance, "status").stdout.strip() == "built"
+
+
+def test_ctrl_c_is_not_success(instance):
+    occlum(instance, "build")
+    set_env_default(instance, ["OCCLUM=yes", "GREETING=new"])
+    for tool in ("occlum", "doit"):
+        env = {"OCCLUM_TEST_KILL_AT": "inside:sign", "OCCLUM_TEST_KILL_SIGNAL": "INT"}
+        if tool == "occlum":
+            proc = occlum(instance, "build", env=env, check=False)
+            assert proc.returncode == 130
+        else:
+            proc = subprocess.run([sys.executable, "-m", "doit", "build"], cwd=instance,
+                                  capture_output=True, text=True, env=dict(os.environ, **env))
+            assert proc.returncode != 0
+            set_env_default(instance, ["OCCLUM=yes", "GREETING=newer"])
+        assert "successfully" not in proc.stdout and "Nothing to do" not in proc.stdout, proc.stdout
+        assert occlum(instance, "status").stdout.startswith("built (the last build did not")
+
+
+def test_the_signer_coming_back_brings_its_writable_layer_back(tmp_path, compile_program):
+    occlum(tmp_path, "new", "inst")
+    inst = tmp_path / "inst"
+    shutil.copy(compile_program("fs_persist.c"), inst / "image/bin/fs_persist")
+    other, _ = new_key(tmp_path / "other.pem")
+
+    def run(*args):
+        return occlum(inst, "run", "/bin/fs_persist", *args, check=False).returncode
+
+    occlum(inst, "build")
+    assert run("write", "/root/note", "debug signer") == 0
+    proc = occlum(inst, "build", "--sign-key", other)
+    assert "the signer changed" in proc.stderr and "moved it to" in proc.stderr
+    assert run("absent", "/root/note") == 0 and run("write", "/root/note", "other signer") == 0
+    proc = occlum(inst, "build")
+    assert "brought" in proc.stderr and "back as run/" in proc.stderr, proc.stderr
+    assert run("read", "/root/note", "debug signer") == 0
+    assert len(list(inst.glob("run.old-*"))) == 1       # the other signer's, kept
+    occlum(inst, "build", "--sign-key", other)
+    assert run("read", "/root/note", "other signer") == 0
+    occlum(inst, "build")
+    assert run("read", "/root/note", "debug signer") == 0
+
+
+def test_layers_moved_aside_in_one_second_get_their_own_names(tmp_path, monkeypatch):
+    from occlum_tasks.steps import commit
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(commit.time, "strftime", lambda fmt: "20260101-000000")
+    names = []
+    for i in range(3):
+        (tmp_path / "run/mount/__ROOT").mkdir(parents=True)
+        (tmp_path / "run/mount/__ROOT/data").write_text(str(i))
+        names.append(commit._move_aside().name)
+    assert names == ["run.old-20260101-000000", "run.old-20260101-000000-2",
+                     "run.old-20260101-000000-3"]
+    assert [(tmp_path / n / "mount/__ROOT/data").read_text() for n in names] == ["0", "1", "2"]
+    assert [p.name for p in commit._old_layers()] == names[::-1]   # newest first
+
+
+def test_a_build_is_not_put_in_place_under_a_running_enclave(instance):
+    from occlum_tasks.instance_lock import hold
+    occlum(instance, "build")
+    before = built(instance)
+    set_env_default(instance, ["OCCLUM=yes", "GREETING=new"])
+    with hold(instance):        # what `occlum run` holds for an enclave's life
+        proc = occlum(instance, "build", check=False)
+    assert proc.returncode == 1 and "successfully" not in proc.stdout
+    assert f"an enclave runs on this instance (pid {os.getpid()})" in proc.stderr, proc.stderr
+    assert built(instance) == before
+    assert "successfully" in occlum(instance, "build").stdout and built(instance) != before

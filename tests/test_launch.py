@@ -34,7 +34,8 @@ BUILD_TIME_ONLY = {
     "build/Occlum.resolved.json",    # sysconf's input; the measured copy is in the protected config
     "build/.Occlum_sys.json",        # readable copy of the protected config's body
 }
-BUILD_TIME_ONLY_DIRS = ("build/.cache/",)   # the image writer's caches
+# the image writer's caches; the steps' staged outputs (the commit links them in place)
+BUILD_TIME_ONLY_DIRS = ("build/.cache/", "build/.stage/")
 
 
 def occlum(cwd, *args, env=None, check=True):

@@ -4,7 +4,7 @@ An instance's dodo.py is `from occlum_tasks.steps import *` plus DOIT_CONFIG; th
 `occlum build` command loads this same module, so both front doors run one graph.
 """
 from .build import BuildReporter, task_build
-from .common import ImageFileChecker
+from .common import ImageFileChecker, TolerantJSONCodec
 from ..paths import DEP_FILE
 from .config import task_config
 from .image import task_image
@@ -20,6 +20,8 @@ DOIT_CONFIG = {
     "dep_file": str(DEP_FILE),
     "reporter": BuildReporter,
     "check_file_uptodate": ImageFileChecker,
+    # a database cut short by a kill reads as empty: every step runs again
+    "codec_cls": TolerantJSONCodec,
     "verbosity": 2,
 }
 

@@ -1,25 +1,41 @@
-"""Task `build`: the whole graph, and the console reporter that says what it did."""
+"""Task `build`: the whole graph, its commit, and the console reporter that says what
+it did."""
 import sys
 
 from doit.reporter import ConsoleReporter
 
-from ..fsutil import write_atomic
 from .common import step_action
-from ..paths import STATUS_FILE
 
 STEPS = ("config", "initfs", "image", "sysconf", "runtime", "sign")
 
 
-@step_action
-def mark_built():
-    write_atomic(STATUS_FILE, "built")
+def _commit():
+    from .commit import commit
+    commit()
+
+
+def _clean_committed():
+    """`doit clean`: the committed build and the build's records (the steps clean their
+    staged outputs). run/ is the user's data: it stays."""
+    from .. import paths
+    from ..build_state import BUILDING, COMMITTING
+    from ..fsutil import remove_tree, write_atomic
+    from .stage import COMMITTED_FILES, COMMITTED_TREES
+    for _, committed in COMMITTED_TREES + COMMITTED_FILES:
+        remove_tree(committed)
+    for marker in (COMMITTING, BUILDING):
+        remove_tree(marker)
+    if paths.STATUS_FILE.is_file():
+        write_atomic(paths.STATUS_FILE, "initialized")
 
 
 def task_build():
     return {
-        "doc": "build the signed, integrity-protected Occlum instance (all steps)",
+        "doc": "build the signed, integrity-protected Occlum instance (all steps), then put "
+               "it in place whole",
         "task_dep": list(STEPS),
-        "actions": [mark_built],
+        "actions": [step_action(_commit, stages=False)],
+        "clean": [_clean_committed],
         "verbosity": 2,
     }
 
@@ -36,6 +52,14 @@ class BuildReporter(ConsoleReporter):
     def initialize(self, tasks, selected_tasks):
         self.selected = set(selected_tasks)
         self.executed = []
+        self.committed = False
+
+    def add_success(self, task):
+        # only a commit makes a build: Ctrl-C (doit still reports) or a failed step must
+        # not be told "Built ... successfully"
+        if task.name == "build":
+            self.committed = True
+        super().add_success(task)
 
     def write(self, text):
         if not self.quiet:
@@ -59,9 +83,11 @@ class BuildReporter(ConsoleReporter):
     def complete_run(self):
         if self.runtime_errors:
             sys.stderr.write("\n".join(self.runtime_errors) + "\n")
-        if self.failures or self.runtime_errors or "build" not in self.selected:
+        if (self.failures or self.runtime_errors or "build" not in self.selected
+                or not self.committed):
             return
-        if self.executed:
+        from .commit import changed
+        if self.executed or any(changed):
             self.write("Built the Occlum image and enclave successfully\n")
         else:
             self.write("Nothing to do: the Occlum image and enclave are up to date "

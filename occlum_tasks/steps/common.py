@@ -7,6 +7,7 @@ import traceback
 from pathlib import Path
 
 from doit import get_var
+from doit.dependency import JSONCodec
 from doit.exceptions import TaskFailed
 
 from ..errors import OcclumError
@@ -68,14 +69,47 @@ def existing(*paths):
     return [str(p) for p in paths if p and Path(p).is_file()]
 
 
-def step_action(func):
+# Test hook (tests/test_build.py): OCCLUM_TEST_KILL_AT=<point> makes the build SIGKILL
+# itself there (OCCLUM_TEST_KILL_SIGNAL=INT: Ctrl-C instead), to prove that no
+# interleaving of kills leaves a stale output that a later build accepts. Points:
+# before:<step>, after:<step> (its outputs written, not yet recorded), inside:<step>
+# (between two of its outputs), commit:<stage> (commit.py), db:dump (doit's database
+# truncated, not yet written). <step> is a step's module name; `build` is the commit.
+KILL_AT = "OCCLUM_TEST_KILL_AT"
+
+
+def kill_point(name):
+    if os.environ.get(KILL_AT) == name:
+        import signal
+        sig = os.environ.get("OCCLUM_TEST_KILL_SIGNAL", "KILL")
+        os.kill(os.getpid(), getattr(signal, "SIG" + sig))
+
+
+_building = []
+
+
+def mark_building():
+    """Record, once per build, that staged outputs are about to change (build_state)."""
+    if not _building:
+        from ..build_state import BUILDING, write_marker
+        write_marker(BUILDING)
+        _building.append(True)
+
+
+def step_action(func, stages=True):
     """Run a step; a user error becomes TaskFailed (one line, no traceback), an
-    unexpected exception too, with the traceback only at OCCLUM_LOG_LEVEL=debug."""
+    unexpected exception too, with the traceback only at OCCLUM_LOG_LEVEL=debug.
+    stages: the step writes staged outputs (build_state.BUILDING is recorded first)."""
+    step = func.__module__.rsplit(".", 1)[-1]      # one module per step
 
     @functools.wraps(func)
     def action(*args, **kwargs):
         try:
+            if stages:
+                mark_building()
+            kill_point(f"before:{step}")
             result = func(*args, **kwargs)
+            kill_point(f"after:{step}")
         except OcclumError as err:
             return TaskFailed(str(err))
         except Exception as err:  # noqa: BLE001 - the user gets one line, not a traceback
@@ -93,6 +127,23 @@ def debug_enabled():
 
 def info(msg):
     print(msg, file=sys.stderr, flush=True)
+
+
+class TolerantJSONCodec(JSONCodec):
+    """doit's JSON codec for its database (build/.doit.db), except that a file a kill
+    cut short (doit truncates it, then writes it whole) reads as empty: every step
+    then runs again, which is slow but right, where doit would stop the build."""
+
+    def encode(self, data):
+        kill_point("db:dump")       # doit has just truncated the file
+        return super().encode(data)
+
+    def decode(self, data):
+        try:
+            return super().decode(data)
+        except ValueError:
+            info("build/.doit.db was cut short (an interrupted build?); every step runs again")
+            return {}
 
 
 class ImageFileChecker:

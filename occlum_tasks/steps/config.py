@@ -9,7 +9,8 @@ from ..errors import OcclumError
 from ..fsutil import write_atomic
 from .common import BuildOptions, existing, info, step_action
 from ..config import schema_path
-from ..paths import OCCLUM_JSON, RESOLVED_JSON
+from ..paths import BUILD_DIR, OCCLUM_JSON
+from .stage import RESOLVED_JSON, with_outputs
 
 
 @step_action
@@ -28,9 +29,9 @@ def resolve_config():
 
 def task_config():
     # doit keeps its dependency database in build/, which must exist before it saves
-    RESOLVED_JSON.parent.mkdir(exist_ok=True)
+    BUILD_DIR.mkdir(exist_ok=True)
     opts = BuildOptions()
-    return {
+    return with_outputs({
         "doc": "validate Occlum.json into build/Occlum.resolved.json (defaults filled, sizes in bytes)",
         "actions": [resolve_config],
         "file_dep": existing(OCCLUM_JSON, schema_path()),
@@ -38,4 +39,4 @@ def task_config():
         # a bad option must stop the build here, before any other step runs
         "uptodate": [config_changed({"sgx_mode": opts.sgx_mode, "problem": opts.problem()})],
         "clean": True,
-    }
+    }, [RESOLVED_JSON])

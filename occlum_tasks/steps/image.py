@@ -10,8 +10,9 @@ import time
 from doit.tools import config_changed
 
 from ..fsutil import remove_tree, write_atomic
-from .common import BuildOptions, existing, info, step_action
-from ..paths import CACHE_DIR, IMAGE_DIR, IMAGE_ROOT, IMAGE_ROOT_MAC
+from .common import BuildOptions, existing, info, kill_point, step_action
+from ..paths import CACHE_DIR, IMAGE_DIR
+from .stage import IMAGE_ROOT, IMAGE_ROOT_MAC, with_outputs
 
 
 def scan_tree(top):
@@ -65,6 +66,7 @@ def encode_tree(src, root, root_mac_file, cache, key_file, label, *, force=False
     start = time.perf_counter()
     stats = build_image(src, root, key=key, cache=cache, progress=Progress(label), force=force,
                         file_mode=file_mode)
+    kill_point(f"inside:{label}")      # the tree is new, its root MAC file not yet
     write_atomic(root_mac_file, format_mac(stats.root_mac) + "\n")
     elapsed = time.perf_counter() - start
     info(f"{label}: {stats.files_encoded} of {stats.files_total} files encoded "
@@ -89,11 +91,11 @@ def clean_tree(*paths):
 def task_image():
     opts = BuildOptions()
     files, shape = scan_tree(str(IMAGE_DIR)) if IMAGE_DIR.is_dir() else ([], "")
-    return {
+    return with_outputs({
         "doc": "encode image/ into the integrity-protected SEFS tree build/mount/__ROOT",
         "actions": [build_image_step],
         "file_dep": files + existing(opts.image_key),
         "targets": [str(IMAGE_ROOT_MAC)],
         "uptodate": [config_changed({"shape": shape, "encrypted": bool(opts.image_key)})],
         "clean": [clean_tree(IMAGE_ROOT, IMAGE_ROOT_MAC, CACHE_DIR / "image.json")],
-    }
+    }, [IMAGE_ROOT, IMAGE_ROOT_MAC])

@@ -8,7 +8,8 @@ from doit.tools import config_changed
 
 from ..fsutil import remove_tree, write_atomic
 from .common import BuildOptions, existing, step_action
-from ..paths import INITFS_ROOT, INITFS_ROOT_MAC, INITFS_SRC
+from ..paths import INITFS_SRC
+from .stage import INITFS_ROOT, INITFS_ROOT_MAC, with_outputs
 from .image import clean_tree, encode_tree
 
 
@@ -35,11 +36,11 @@ def build_initfs():
 
 def task_initfs():
     opts = BuildOptions()
-    return {
+    return with_outputs({
         "doc": "encode the boot file system (image config, built-in image key) into build/initfs/__ROOT",
         "actions": [build_initfs],
         "file_dep": existing(opts.image_key) if opts.buildin_image_key else [],
         "targets": [str(INITFS_ROOT_MAC)],
         "uptodate": [config_changed(image_config(opts))],
         "clean": [clean_tree(INITFS_ROOT, INITFS_ROOT_MAC, INITFS_SRC)],
-    }
+    }, [INITFS_ROOT, INITFS_ROOT_MAC])

@@ -6,7 +6,7 @@ a changed runtime is a different enclave."""
 from ..runtime_manifest import manifest_text, runtime_files
 from ..fsutil import write_atomic
 from .common import step_action
-from ..paths import RUNTIME_MANIFEST
+from .stage import RUNTIME_MANIFEST, with_outputs
 
 
 @step_action
@@ -15,11 +15,11 @@ def write_manifest():
 
 
 def task_runtime():
-    return {
+    return with_outputs({
         "doc": "hash the runtime (LibOS, SEFS, unicorn) into build/lib/runtime.manifest",
         "actions": [write_manifest],
         # unicorn's version needs no check of its own: its files are among these
         "file_dep": [str(path) for _, path in runtime_files()],
         "targets": [str(RUNTIME_MANIFEST)],
         "clean": True,
-    }
+    }, [RUNTIME_MANIFEST])

@@ -1,15 +1,14 @@
 """Step `sign`: measure the enclave (runtime manifest, config MAC, limits) and sign
-its SIGSTRUCT. Also keeps the writable layer run/ readable: it stays while the
-signer is unchanged and is moved aside when the signer changes (DESIGN.md 3)."""
+its SIGSTRUCT. The writable layer run/ is looked after when the build is committed
+(commit.py), not here: until then the previous build is the one in place."""
 import json
 import os
-import time
 
 from doit.tools import config_changed
 
 from ..fsutil import write_atomic
-from .common import BuildOptions, existing, info, step_action
-from ..paths import LAYOUT, RESOLVED_JSON, RUN_DIR, RUN_ROOT, RUN_OWNER, RUNTIME_MANIFEST, SIGSTRUCT, SYS_MAC
+from .common import BuildOptions, existing, info, kill_point, step_action
+from .stage import LAYOUT, RESOLVED_JSON, RUNTIME_MANIFEST, SIGSTRUCT, SYS_MAC, with_outputs
 
 
 def signer_for(opts):
@@ -36,35 +35,15 @@ def sign_enclave():
     mrenclave = measure(layout, manifest, config_mac)
     sigstruct = make_sigstruct(mrenclave, resolved, signer)
     write_atomic(LAYOUT, layout.to_json())
+    kill_point("inside:sign")
     write_atomic(SIGSTRUCT, sigstruct)
-    keep_writable_layer(sigstruct)
     info(f"sign: MRENCLAVE {mrenclave.hex()}")
 
 
-def keep_writable_layer(sigstruct):
-    """Occlum wipes run/ at every build; we keep it while it stays readable, that is
-    while what its key derives from (signer, product, version, debug) is unchanged."""
-    from ..sgx.keys import writable_layer_owner
-    from ..sgx.sigstruct import parse_sigstruct
-    fields = parse_sigstruct(sigstruct)
-    owner = writable_layer_owner(fields["mrsigner"], fields["isvprodid"], fields["isvsvn"],
-                                 fields["debug"], fields["kss"])
-    recorded = RUN_OWNER.read_text() if RUN_OWNER.is_file() else None
-    # no record: a layer that `occlum run` created before any build recorded it
-    if RUN_ROOT.exists() and recorded is not None and recorded != owner:
-        aside = RUN_DIR.with_name(f"run.old-{time.strftime('%Y%m%d-%H%M%S')}")
-        RUN_DIR.rename(aside)
-        what = ("the signer" if recorded.split()[:2] != owner.split()[:2]
-                else "product_id, version_number or debuggable")
-        info(f"sign: {what} changed, so the writable layer run/ can no longer be "
-             f"read; moved it to {aside}/ (building as before makes it readable again)")
-    RUN_ROOT.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(RUN_OWNER, owner)
-
-
 def task_sign():
+    from ..sgx.layout import LAYOUT_FILE_VERSION
     opts = BuildOptions()
-    return {
+    return with_outputs({
         "doc": "measure the enclave (MRENCLAVE) and sign build/lib/enclave.sigstruct",
         "actions": [sign_enclave],
         "file_dep": [str(RUNTIME_MANIFEST), str(SYS_MAC), str(RESOLVED_JSON)]
@@ -73,6 +52,8 @@ def task_sign():
         "uptodate": [config_changed({"sign_key": str(opts.sign_key or ""),
                                      "sign_tool": str(opts.sign_tool or ""),
                                      # it sets the SIGSTRUCT's DATE
-                                     "date": os.environ.get("SOURCE_DATE_EPOCH", "")})],
+                                     "date": os.environ.get("SOURCE_DATE_EPOCH", ""),
+                                     # a new layout file format is written again
+                                     "layout_file": LAYOUT_FILE_VERSION})],
         "clean": True,
-    }
+    }, [LAYOUT, SIGSTRUCT])

@@ -4,8 +4,9 @@ import json
 
 from ..config import sysconf
 from ..fsutil import write_atomic
-from .common import BuildOptions, step_action
-from ..paths import IMAGE_ROOT_MAC, INITFS_ROOT_MAC, RESOLVED_JSON, SYS_JSON, SYS_MAC, SYS_PROTECTED
+from .common import BuildOptions, kill_point, step_action
+from .stage import (IMAGE_ROOT_MAC, INITFS_ROOT_MAC, RESOLVED_JSON, SYS_JSON, SYS_MAC,
+                    SYS_PROTECTED, with_outputs)
 
 
 @step_action
@@ -20,14 +21,15 @@ def write_sysconf():
     text, protected, mac = sysconf.encode(conf)
     write_atomic(SYS_JSON, text)
     write_atomic(SYS_PROTECTED, protected)
+    kill_point("inside:sysconf")
     write_atomic(SYS_MAC, format_mac(mac) + "\n")
 
 
 def task_sysconf():
-    return {
+    return with_outputs({
         "doc": "fill the root MACs into the internal config build/.Occlum_sys.json and protect it",
         "actions": [write_sysconf],
         "file_dep": [str(RESOLVED_JSON), str(IMAGE_ROOT_MAC), str(INITFS_ROOT_MAC)],
         "targets": [str(SYS_JSON), str(SYS_PROTECTED), str(SYS_MAC)],
         "clean": True,
-    }
+    }, [SYS_JSON, SYS_PROTECTED, SYS_MAC])
