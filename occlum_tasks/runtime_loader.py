@@ -21,7 +21,9 @@ read from the host's file system, so `occlum run`:
    import no other libunicorn may be mapped in the process.
 
 So a file changed after start-up, a planted .pyc, or an extra module has no effect on
-what runs. Modules the LibOS imports at first use (syscall/lazy.py) come through the
+what runs. A .pyc that Python's own importer would take for a measured source but that
+holds other code is refused all the same (check_bytecode): it would run in any ordinary
+import, and it shows that someone wrote into the installation. Modules the LibOS imports at first use (syscall/lazy.py) come through the
 same finder from the same verified bytes. The boundary (what is measured, what is host)
 is docs/runtime-boundary.md.
 """
@@ -31,6 +33,7 @@ import hashlib
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Mapping
 
@@ -74,7 +77,6 @@ class SealedLibrary:
     def _copy_and_hash(self) -> None:
         import fcntl
         import mmap
-        import time
         fd = None
         try:
             src = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -198,12 +200,65 @@ class Runtime:
                 return rel, package
         return None
 
+    def code(self, rel: str):
+        """The code of ``rel``, compiled from its checked bytes (or cached)."""
+        cache, ident, origin = self.cache, None, str(self.paths[rel])
+        if cache is not None:
+            ident = cache.ident(origin, self.digests[rel])
+            code = cache.load(ident)
+            if code is not None:
+                return code
+        code = compile(self.sources[rel], origin, "exec", dont_inherit=True)
+        if cache is not None:
+            cache.store(ident, code)
+        return code
+
+    def check_bytecode(self) -> None:
+        """Refuse a .pyc that Python's own importer would take for a measured source but
+        that holds other code (planted, as the issue showed). The loader never reads it,
+        but any ordinary import of the module would run it, and it means that someone
+        wrote into the installation. Each .pyc is compared in full only when it is new or
+        changed: the identities of those found equal are kept under the cache's MAC."""
+        import _frozen_importlib_external as bootstrap   # no importlib.util: 5 ms
+        ident = hashlib.sha256(b"occlum-py bytecode\0" + repr(sorted(
+            (k, str(v)) for k, v in self.roots.items())).encode()).digest()
+        record = self.cache.load(ident) if self.cache is not None else None
+        record = record if isinstance(record, dict) else {}
+        seen, changed = {}, False
+        for rel in self.sources:
+            pyc = bootstrap.cache_from_source(str(self.paths[rel]))
+            try:
+                before = SealedLibrary._identity(os.stat(pyc)) + (self.digests[rel],)
+            except OSError:
+                continue
+            if record.get(pyc) != before:
+                changed = True
+                with open(pyc, "rb") as f:
+                    data = f.read()
+                if _imported_instead(data, self.paths[rel], self.sources[rel]):
+                    import marshal
+                    try:
+                        same = marshal.loads(data[16:]) == self.code(rel)
+                    except (EOFError, ValueError, TypeError):
+                        same = False
+                    if not same:
+                        raise IntegrityError(
+                            f"{pyc}: Python's importer would run it for the measured {rel}, "
+                            "but it holds other code (planted?); delete it")
+                if SealedLibrary._identity(os.stat(pyc)) + (self.digests[rel],) != before \
+                        or before[4] > time.time_ns() - 1_000_000_000:
+                    continue        # changing now: checked again next time
+            seen[pyc] = before
+        if self.cache is not None and (changed or seen.keys() != record.keys()):
+            self.cache.store(ident, seen)
+
     def install(self) -> "MeasuredFinder":
         """From now on, every module of the runtime's namespaces comes from the bytes
         checked by check(), compiled by this loader (cached in ``self.cache``)."""
         for old in [f for f in sys.meta_path if isinstance(f, MeasuredFinder)]:
             sys.meta_path.remove(old)
-        finder = MeasuredFinder(self, self.cache)
+        self.check_bytecode()
+        finder = MeasuredFinder(self)
         sys.meta_path.insert(0, finder)
         for name in [n for n in sys.modules if owned(n)]:
             if getattr(sys.modules[name], "__loader__", None) is not finder:
@@ -214,9 +269,8 @@ class Runtime:
 class MeasuredFinder:
     """Finder and loader of the runtime's modules (see the module's docstring)."""
 
-    def __init__(self, runtime: Runtime, cache=None):
+    def __init__(self, runtime: Runtime):
         self.runtime = runtime
-        self.cache = cache
 
     def find_spec(self, name, path=None, target=None):
         if not owned(name):
@@ -248,24 +302,12 @@ class MeasuredFinder:
         name = module.__spec__.name
         rel, _ = self.runtime.module_file(name)
         module.__file__ = module.__spec__.origin
-        code = self.code(rel, module.__spec__.origin)
+        code = self.runtime.code(rel)
         if name != "unicorn":
             exec(code, module.__dict__)
             return
         # the binding loads its library while the package is imported: from the memfd
         self.exec_binding(code, module)
-
-    def code(self, rel: str, origin: str):
-        cache, ident = self.cache, None
-        if cache is not None:
-            ident = cache.ident(origin, self.runtime.digests[rel])
-            code = cache.load(ident)
-            if code is not None:
-                return code
-        code = compile(self.runtime.sources[rel], origin, "exec", dont_inherit=True)
-        if cache is not None:
-            cache.store(ident, code)
-        return code
 
     def exec_binding(self, code, module) -> None:
         import tempfile
@@ -286,6 +328,24 @@ class MeasuredFinder:
         if others:
             raise IntegrityError(f"{others[0]}: a libunicorn that was not measured is loaded "
                                  "in this process; the enclave runs only the measured one")
+
+
+def _imported_instead(data: bytes, source_path: Path, source: bytes) -> bool:
+    """Whether Python's importer takes the .pyc ``data`` as the bytecode of ``source``
+    (importlib._bootstrap_external's rules: magic, then the timestamp and size of the
+    source, or its hash; an unchecked hash-based .pyc is always taken)."""
+    import _frozen_importlib_external as bootstrap
+    import _imp
+    if len(data) < 16 or data[:4] != bootstrap.MAGIC_NUMBER:
+        return False
+    flags = int.from_bytes(data[4:8], "little")
+    if flags & 0b1:
+        if not flags & 0b10 or _imp.check_hash_based_pycs == "never":
+            return _imp.check_hash_based_pycs != "always"
+        return data[8:16] == _imp.source_hash(bootstrap._RAW_MAGIC_NUMBER, source)
+    st = os.stat(source_path)
+    return (int.from_bytes(data[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF
+            and int.from_bytes(data[12:16], "little") == st.st_size & 0xFFFFFFFF)
 
 
 class _Empty(bytes):

@@ -82,8 +82,9 @@ def refused_in_one_line(proc, what):
 
 @pytest.mark.parametrize("module", ["occlum_tasks/libos/enclave.py",
                                     "occlum_tasks/image/reader.py",
+                                    "occlum_tasks/libos/process/clone.py",   # loaded lazily
                                     "unicorn/unicorn_py3/unicorn.py"])
-def test_a_planted_pyc_never_runs(world, tmp_path, module):
+def test_a_planted_pyc_is_refused_and_never_runs(world, tmp_path, module):
     inst, env, pkg = world
     marker = tmp_path / "marker"
     pyc = plant_pyc(pkg / module, marker)
@@ -93,12 +94,33 @@ def test_a_planted_pyc_never_runs(world, tmp_path, module):
         assert python(tmp_path, env, f"import {name}").returncode == 0
         assert marker.read_text() == MARKER
         marker.unlink()
-        # `occlum run` runs the measured source instead, and the same enclave
+        # `occlum run` refuses it before the guest runs, and never runs it
         proc = occlum(inst, env, "run", "/bin/hello_world")
-        assert (proc.returncode, proc.stdout) == (0, "Hello World\n"), proc.stderr
+        assert (proc.returncode, proc.stdout) == (1, ""), proc.stderr
+        assert proc.stderr == (f"occlum run: {pyc}: Python's importer would run it for the "
+                               f"measured {module}, but it holds other code (planted?); "
+                               "delete it\n")
         assert not marker.exists()
     finally:
         pyc.unlink()
+    assert occlum(inst, env, "run", "/bin/hello_world").stdout == "Hello World\n"
+
+
+def test_bytecode_that_python_wrote_for_the_measured_sources_is_fine(world, tmp_path):
+    inst, env, pkg = world
+    wrote = dict(env)
+    wrote.pop("PYTHONDONTWRITEBYTECODE", None)
+    probe = "import occlum_tasks.libos.enclave, occlum_tasks.image.writable, unicorn"
+    assert python(tmp_path, wrote, probe).returncode == 0
+    pycs = list(pkg.rglob("__pycache__/*.pyc"))
+    assert len(pycs) > 20
+    try:
+        for _ in range(2):      # compared in full, then known by identity
+            proc = occlum(inst, env, "run", "/bin/hello_world")
+            assert (proc.returncode, proc.stdout) == (0, "Hello World\n"), proc.stderr
+    finally:
+        for pyc in pycs:
+            pyc.unlink()
 
 
 @pytest.mark.parametrize("module", ["occlum_tasks/image/reader.py",
