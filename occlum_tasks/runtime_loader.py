@@ -233,9 +233,13 @@ class Runtime:
                 continue
             if record.get(pyc) != before:
                 changed = True
-                with open(pyc, "rb") as f:
-                    data = f.read()
-                if _imported_instead(data, self.paths[rel], self.sources[rel]):
+                try:
+                    with open(pyc, "rb") as f:
+                        data = f.read()
+                    taken = _imported_instead(data, self.paths[rel], self.sources[rel])
+                except OSError:
+                    continue        # gone meanwhile
+                if taken:
                     import marshal
                     try:
                         same = marshal.loads(data[16:]) == self.code(rel)
@@ -245,8 +249,11 @@ class Runtime:
                         raise IntegrityError(
                             f"{pyc}: Python's importer would run it for the measured {rel}, "
                             "but it holds other code (planted?); delete it")
-                if SealedLibrary._identity(os.stat(pyc)) + (self.digests[rel],) != before \
-                        or before[4] > time.time_ns() - 1_000_000_000:
+                try:
+                    after = SealedLibrary._identity(os.stat(pyc)) + (self.digests[rel],)
+                except OSError:
+                    continue
+                if after != before or before[4] > time.time_ns() - 1_000_000_000:
                     continue        # changing now: checked again next time
             seen[pyc] = before
         if self.cache is not None and (changed or seen.keys() != record.keys()):
