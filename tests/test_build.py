@@ -556,6 +556,25 @@ def test_the_signer_coming_back_brings_its_writable_layer_back(tmp_path, compile
     assert run("read", "/root/note", "debug signer") == 0
 
 
+def test_a_layer_written_before_per_mount_keys_is_moved_aside_not_refused(tmp_path, compile_program):
+    """A run/ whose .owner predates the per-mount layer key (no `layer-key` field) cannot
+    be read by this version: the build moves it aside, says why, and runs start afresh."""
+    occlum(tmp_path, "new", "inst")
+    inst = tmp_path / "inst"
+    shutil.copy(compile_program("fs_persist.c"), inst / "image/bin/fs_persist")
+    occlum(inst, "build")
+    assert occlum(inst, "run", "/bin/fs_persist", "write", "/root/note", "x", check=False).returncode == 0
+    owner = inst / "run/.owner"
+    line = owner.read_text()
+    assert " layer-key per-mount\n" in line
+    owner.write_text(line.replace(" layer-key per-mount", ""))     # as an earlier occlum-py wrote it
+    proc = occlum(inst, "build")
+    assert "key derivation" in proc.stderr and "earlier occlum-py" in proc.stderr, proc.stderr
+    moved = list(inst.glob("run.old-*"))
+    assert len(moved) == 1 and (moved[0] / "mount/__ROOT").is_dir()
+    assert occlum(inst, "run", "/bin/fs_persist", "absent", "/root/note", check=False).returncode == 0
+
+
 def test_layers_moved_aside_in_one_second_get_their_own_names(tmp_path, monkeypatch):
     from occlum_tasks.steps import commit
     monkeypatch.chdir(tmp_path)

@@ -315,13 +315,19 @@ def egetkey(secret: bytes, identity, key_name: int, key_policy: int = POLICY_MRS
     return mac.finalize()
 
 
+# How a layer's key is derived from the enclave's, in run/.owner: a layer written under
+# another scheme (before keys were bound to the mount: no `layer-key` field) cannot be
+# read either, so the build moves it aside as it does for another owner.
+LAYER_KEY_SCHEME = "per-mount"
+
+
 def writable_layer_owner(mrsigner: bytes, isvprodid: int, isvsvn: int, debug: bool,
                          kss: bool) -> str:
     """Everything of the enclave that the writable layer's key derives from, as the
     line kept in run/.owner: the build moves run/ aside when it changes (the new
     enclave could not read it) and the launch refuses a layer of another owner."""
     return (f"mrsigner {bytes(mrsigner).hex()} isvprodid {isvprodid} isvsvn {isvsvn} "
-            f"debug {int(bool(debug))} kss {int(bool(kss))}\n")
+            f"debug {int(bool(debug))} kss {int(bool(kss))} layer-key {LAYER_KEY_SCHEME}\n")
 
 
 def writable_layer_key(secret: bytes, identity) -> bytes:

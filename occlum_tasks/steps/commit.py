@@ -161,6 +161,21 @@ def _move_aside() -> Path:
     raise OcclumError(f"{RUN_DIR}/: cannot find a free run.old-{stamp}-N name to move it to")
 
 
+def _what_changed(recorded: str, owner: str) -> str:
+    """What changed between two run/.owner lines (`name value` pairs), and what the
+    user can do about it."""
+    def fields(line):
+        words = line.split()
+        return dict(zip(words[::2], words[1::2]))
+    before, after = fields(recorded), fields(owner)
+    if before.get("mrsigner") != after.get("mrsigner"):
+        return "the signer", "a build signed as before brings it back"
+    if before.get("layer-key") != after.get("layer-key"):
+        return ("the writable layer's key derivation (now one key per mount)",
+                "an earlier occlum-py wrote it; this one cannot read it, and keeps it there")
+    return "product_id, version_number or debuggable", "a build signed as before brings it back"
+
+
 def keep_writable_layer(sigstruct: bytes) -> None:
     owner = _owner_of(sigstruct)
     recorded = _read_owner(RUN_DIR)
@@ -171,11 +186,10 @@ def keep_writable_layer(sigstruct: bytes) -> None:
         (p for p in _old_layers() if _read_owner(p) == owner), None)
     if recorded is not None and os.path.lexists(RUN_DIR):
         if _holds_data(RUN_DIR):
-            what = ("the signer" if recorded.split()[:2] != owner.split()[:2]
-                    else "product_id, version_number or debuggable")
+            what, hint = _what_changed(recorded, owner)
             aside = _move_aside()
             info(f"build: {what} changed, so this enclave cannot read the writable layer "
-                 f"run/: moved it to {aside}/ (a build signed as before brings it back)")
+                 f"run/: moved it to {aside}/ ({hint})")
         elif back is not None:
             fsutil.remove_tree(RUN_DIR)    # its records only: nothing to keep
     if back is not None and not os.path.lexists(RUN_DIR):
