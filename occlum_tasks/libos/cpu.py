@@ -35,10 +35,11 @@ The fill hook is also where faults are found: a refused fill records the address
 the access, and Unicorn stops at the faulting instruction (the state is precise);
 `run` reports it as a `Stop` and the caller delivers the signal outside `emu_start`.
 
-Stops (emu_stop, from a hook or from the scheduler's watchdog thread) take effect only
-at the start of a translated block, where the state is exact: _stop_only_between_blocks
-turns off the check Unicorn makes after every load and store, which unwinds to the start
-of an instruction whose store has already landed.
+Stops take effect only at the start of a translated block, where the state is exact:
+the LibOS's own (`stop`, from the SYSCALL hook, whose block ends with the call) and
+those from host threads (`stop_from_host_thread`: the scheduler's watchdog, host
+signals), which go through engine fields rather than uc_emu_stop. cpu_engine.py says
+why both of Unicorn 2.1.4's own ways are inexact, and checks the fields it uses.
 
 QEMU sizes its TLB only when the TLB is flushed (a TLB more than 70% used doubles).
 Under Unicorn only map/unmap/protect flush it, so a compute loop over a working set
@@ -58,6 +59,7 @@ from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 from unicorn.unicorn_py3 import unicorn as _binding
 
+from .cpu_engine import PREEMPTED, Engine, EngineLayoutError  # noqa: F401
 from .cpuid import cpuid_table
 
 _lib = _binding.uclib
@@ -122,57 +124,6 @@ _VECTORS = {0: (SIGFPE, "divide error"), 1: (SIGTRAP, "debug trap"), 3: (SIGTRAP
             19: (SIGFPE, "SIMD floating point")}
 
 
-# struct uc_struct (unicorn 2.1.4, include/uc_priv.h; x86-64 Linux wheel): offsets of
-# the fields _stop_only_between_blocks sets and of the ones it checks first
-_UC_TARGET_PAGE_SIZE = 1984      # uint32_t target_page_size (4096)
-_UC_CONTEXT_CONTENT = 2012       # uc_context_content context_content (UC_CTL_CONTEXT_MODE)
-_UC_HOOK_INSERT = 2032           # bool hook_insert (false outside uc_emu_start)
-_UC_NO_EXIT_REQUEST = 2034       # bool no_exit_request
-_UC_INIT_DONE = 2035             # bool init_done (true once the engine is set up)
-
-
-class EngineLayoutError(RuntimeError):
-    """The Unicorn library is not the build whose internals cpu.py was measured on."""
-
-
-def _stop_only_between_blocks(uch) -> None:
-    """Make every uc_emu_stop take effect at the start of a translated block, where the
-    CPU state is exact.
-
-    Unicorn 2.1.4 checks for a stop request at the start of each block and also after
-    every guest load and store (tcg_gen_qemu_ld/st call check_exit_request). A request
-    seen after a store unwinds to the start of the *current* instruction, whose store
-    has landed: resuming runs it again (`add [m], 1` counts twice, a successful
-    `lock cmpxchg` looks failed). Measured on bare Unicorn: ~1 stop in 3 ran an
-    instruction twice with the virtual TLB, nearly every one without. Unicorn skips
-    the load/store checks while translating when uc->no_exit_request is set (its ARM
-    IT-block workaround), leaving the block-start check, which unwinds to the block's
-    first instruction before any of it ran: exact. It also removes a helper call from
-    every memory access: a store loop ran 3x faster. The field has no API, so it is
-    set at its offset, after checking the fields around it; a different build of the
-    library is refused rather than run inexactly."""
-    base = uch.value
-    page_size = ctypes.c_uint32.from_address(base + _UC_TARGET_PAGE_SIZE).value
-    content = ctypes.c_int.from_address(base + _UC_CONTEXT_CONTENT)
-    flags = [ctypes.c_bool.from_address(base + off).value
-             for off in (_UC_HOOK_INSERT, _UC_NO_EXIT_REQUEST, _UC_INIT_DONE)]
-    seen = content.value
-    mode = ctypes.c_int(ucc.UC_CTL_CONTEXT_CPU | ucc.UC_CTL_CONTEXT_MEMORY)
-    ctl = (ucc.UC_CTL_IO_WRITE << 30) | (1 << 26) | ucc.UC_CTL_CONTEXT_MODE
-    if _lib.uc_ctl(uch, ctl, mode) == ucc.UC_ERR_OK:
-        toggled = content.value
-        _lib.uc_ctl(uch, ctl, ctypes.c_int(ucc.UC_CTL_CONTEXT_CPU))
-    else:
-        toggled = None
-    if (page_size, seen, toggled, flags) != (4096, ucc.UC_CTL_CONTEXT_CPU, mode.value, [False, False, True]) \
-            or content.value != ucc.UC_CTL_CONTEXT_CPU:
-        raise EngineLayoutError(
-            "the Unicorn library in use (%s) is not the unicorn 2.1.4 build occlum-py was measured on, and "
-            "without it a preempted thread may run an instruction twice; install unicorn==2.1.4 from PyPI"
-            % _lib._name)
-    ctypes.c_bool.from_address(base + _UC_NO_EXIT_REQUEST).value = True
-
-
 class Stop:
     """Why `Cpu.run` returned: 'stopped' (asked by the LibOS, right after a system
     call); 'preempted' (stop_from_host_thread, between two blocks); 'fault' (the guest
@@ -214,15 +165,17 @@ class Cpu:
         self._reg_buf = ctypes.create_string_buffer(64)     # reg_read_bytes / reg_write_bytes
         self._arg_ptrs = (ctypes.c_void_p * 7)(*[ctypes.addressof(self._args) + 8 * i for i in range(7)])
         self._cpuid = cpuid_table()
-        self._add_hook(ucc.UC_HOOK_INSN, _CPUID_CB(self._cpuid_hook), x86.UC_X86_INS_CPUID)
+        # before any hook and any translation (cpu_engine.py)
+        self._engine = Engine(self._uc, _lib)
         self._add_hook(ucc.UC_HOOK_INTR, _INTR_CB(self._intr_hook))
         # Faults come from the fill hook: never add a UC_HOOK_MEM_* hook, not even a
         # bounded one over user space, or every store there is back on the slow path.
         self._add_hook(ucc.UC_HOOK_TLB_FILL, _TLB_FILL_CB(self._make_tlb_fill()))
         self.async_stops = 0         # stops from host threads so far
-        self._in_guest = False       # inside run's emu_start (under _guest_lock)
+        # inside run's emu_start and not in the LibOS's own memory calls: a host
+        # thread may stop the guest (both under _guest_lock)
+        self._in_guest = False
         self._guest_lock = threading.Lock()
-        _stop_only_between_blocks(self._uch)
 
     # ---- hooks ----------------------------------------------------------------
     def _add_hook(self, htype, cfunc, insn=None):
@@ -281,7 +234,11 @@ class Cpu:
                 except BaseException as fatal:  # noqa: BLE001
                     stop(Stop("internal", SIGSEGV, 0, "LibOS error delivering a signal: %r" % (fatal,)))
 
+        # SYSCALL's hook first in Unicorn's list of instruction hooks, then CPUID's:
+        # helper_syscall walks the list and stops at the first entry after which a
+        # stop is pending (cpu_engine.py, point 2), so nothing may come before it
         self._add_hook(ucc.UC_HOOK_INSN, _SYSCALL_CB(on_syscall), x86.UC_X86_INS_SYSCALL)
+        self._add_hook(ucc.UC_HOOK_INSN, _CPUID_CB(self._cpuid_hook), x86.UC_X86_INS_CPUID)
 
     def _cpuid_hook(self, _uc, _data):
         try:
@@ -374,9 +331,9 @@ class Cpu:
             return Stop("fault", SIGSEGV, address, "%s memory at %#x" % (_MEM_ACCESS.get(access, "bad access"), address))
         if err == ucc.UC_ERR_INSN_INVALID:
             return Stop("fault", SIGILL, 0, "invalid instruction at rip %#x" % self.pc)
-        if err != ucc.UC_ERR_OK:
+        if err not in (ucc.UC_ERR_OK, PREEMPTED):
             return Stop("fault", SIGSEGV, 0, "%s at rip %#x" % (_lib.uc_strerror(err).decode(), self.pc))
-        if preempted:
+        if preempted and err == PREEMPTED:
             return _PREEMPTED            # stop_from_host_thread, between two blocks
         # emulation ended without anyone asking (e.g. HLT): Linux sends SIGSEGV
         return Stop("fault", SIGSEGV, 0, "the CPU halted at rip %#x" % self.pc)
@@ -413,7 +370,7 @@ class Cpu:
     def stop_from_host_thread(self) -> bool:
         """Preemption, from a host thread while the guest runs (the GIL is released
         inside emu_start): `run` returns 'preempted' with the CPU state exact, between
-        two translated blocks (see _stop_only_between_blocks). Never touches the stop
+        two translated blocks (cpu_engine.Engine.request_stop). Never touches the stop
         reason, so a fault or a LibOS error in the same slice is not hidden. Under the
         lock `run` takes around emu_start, so that a stop is counted in the slice it
         lands in; False when no slice is running."""
@@ -421,7 +378,7 @@ class Cpu:
             if not self._in_guest:
                 return False
             self.async_stops += 1
-            _lib.uc_emu_stop(self._uch)
+            self._engine.request_stop()
             return True
 
     # ---- registers ----------------------------------------------------------------
@@ -522,11 +479,14 @@ class Cpu:
         Unicorn makes for them (see on_tlb_fill); any entry so granted is flushed at
         the end, and the fill hook's copy of the regions is brought up to date.
         `flushes`: Unicorn flushes the whole TLB in this call."""
+        # no stop from a host thread meanwhile: uc_mem_map reads uc->invalid_error
+        self._guest_lock.acquire()
         self._host_op, self._granted = True, False
         try:
             yield
         finally:
             self._host_op = False
+            self._guest_lock.release()
             self._mirror_regions()
             if self._granted:
                 # Unicorn's own flush may come before its lookup: flush again

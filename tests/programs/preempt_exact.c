@@ -9,6 +9,10 @@
  *               array, cmpxchg), interleaved with threads making system calls
  *   cas N M     N threads increment a counter M times with a lock cmpxchg retry loop
  *               (a CAS that ran twice looks failed, and the retry adds one more)
+ *   syscalls N M  N threads compute (lock xadd) while two threads make M getpid calls
+ *               and M CPUIDs each and check every answer: a call that is skipped
+ *               leaves its number (39) where the pid should be, a CPUID whose hook
+ *               is skipped answers as Unicorn's own CPU model
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -66,6 +70,35 @@ static void *cas_worker(void *arg)
     return NULL;
 }
 
+static long wrong_answers;
+static void *getpid_caller(void *arg)
+{
+    (void)arg;
+    long pid = getpid(), wrong = 0;
+    unsigned first[4], now[4];
+    __asm__ volatile("cpuid" : "=a"(first[0]), "=b"(first[1]), "=c"(first[2]), "=d"(first[3]) : "a"(0x80000002u), "c"(0));
+    for (long i = 0; i < iterations; i++) {
+        long r;
+        __asm__ volatile("syscall" : "=a"(r) : "a"(39L) : "rcx", "r11", "memory");
+        if (r != pid) wrong++;
+        /* the CPU's answers never change */
+        __asm__ volatile("cpuid" : "=a"(now[0]), "=b"(now[1]), "=c"(now[2]), "=d"(now[3]) : "a"(0x80000002u), "c"(0));
+        if (memcmp(now, first, sizeof now)) wrong++;
+    }
+    __atomic_fetch_add(&wrong_answers, wrong, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+static void *xadd_forever(void *arg)
+{
+    (void)arg;
+    while (!__atomic_load_n(&stop_syscalls, __ATOMIC_RELAXED)) {
+        long one = 1;
+        __asm__ volatile("lock xaddq %0, %1" : "+r"(one), "+m"(counter) : : "memory");
+    }
+    return NULL;
+}
+
 /* two threads that make system calls all the time, half of them blocking: a ping-pong
  * over two pipes, so that threads park and wake while the others compute */
 static int ping[2], pong[2];
@@ -89,12 +122,22 @@ static void *syscaller(void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s xadd|rmw|cas THREADS ITERATIONS\n", argv[0]);
+        fprintf(stderr, "usage: %s xadd|rmw|cas|syscalls THREADS ITERATIONS\n", argv[0]);
         return 2;
     }
     const char *mode = argv[1];
     int threads = atoi(argv[2]);
     iterations = atol(argv[3]);
+    if (!strcmp(mode, "syscalls")) {
+        pthread_t comp[64], callers2[2];
+        for (int i = 0; i < threads; i++) pthread_create(&comp[i], NULL, xadd_forever, NULL);
+        for (int i = 0; i < 2; i++) pthread_create(&callers2[i], NULL, getpid_caller, NULL);
+        for (int i = 0; i < 2; i++) pthread_join(callers2[i], NULL);
+        __atomic_store_n(&stop_syscalls, 1, __ATOMIC_RELAXED);
+        for (int i = 0; i < threads; i++) pthread_join(comp[i], NULL);
+        printf("syscalls: %ld wrong answers\n", wrong_answers);
+        return wrong_answers != 0;
+    }
     pthread_t t[64], caller[2];
     void *(*worker)(void *) = !strcmp(mode, "xadd") ? xadd_worker : !strcmp(mode, "rmw") ? rmw_worker : cas_worker;
     int callers = !strcmp(mode, "xadd") ? 0 : 2;
