@@ -22,21 +22,12 @@ from pathlib import Path
 from ..sgx.limits import MAX_THREADS, PAGE_SIZE, size_limit_problem
 from .defaults import effective, section
 from .report import show
-from .sizes import SIZE_RE, parse_size
+from .sizes import size_or_none
 
 # A name a POSIX shell can set and read; a program gets any name, but one that starts
 # with a digit or holds a blank or a control character is a mistake, not a choice.
 _PORTABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _BROKEN_NAME = re.compile(r"[0-9]|.*[\s\x00-\x1f\x7f]", re.S)
-
-
-def _size(value):
-    if isinstance(value, str) and SIZE_RE.fullmatch(value):
-        try:
-            return parse_size(value)
-        except ValueError:
-            return None
-    return None
 
 
 def check_bounds(config, findings, instance_dir):
@@ -56,7 +47,7 @@ def _limit(config, key):
     if "resource_limits" in config and not isinstance(config["resource_limits"], dict):
         return None
     value = effective(config, "resource_limits", key)
-    return None if value is None else _size(value)
+    return None if value is None else size_or_none(value)
 
 
 def _check_enclave_size(config, findings):
@@ -74,9 +65,9 @@ def _check_enclave_size(config, findings):
     if edmm:
         # with EDMM the *_max_size reserves lie inside the enclave too
         if "kernel_space_heap_max_size" in limits:
-            heap, heap_field = _size(limits["kernel_space_heap_max_size"]), "kernel_space_heap_max_size"
+            heap, heap_field = size_or_none(limits["kernel_space_heap_max_size"]), "kernel_space_heap_max_size"
         if "user_space_max_size" in limits:
-            user, user_field = _size(limits["user_space_max_size"]), "user_space_max_size"
+            user, user_field = size_or_none(limits["user_space_max_size"]), "user_space_max_size"
         if heap is None or user is None:
             return
     if threads > MAX_THREADS:

@@ -11,7 +11,7 @@ from pathlib import Path
 from .bounds import check_bounds
 from .defaults import effective, section
 from .report import normalise_path, show
-from .sizes import SIZE_RE, format_size, parse_size
+from .sizes import SIZE_RE, format_size, parse_size, size_or_none
 
 SIZE_FIELDS = {
     "resource_limits": ("kernel_space_heap_size", "kernel_space_heap_max_size",
@@ -29,16 +29,6 @@ _HEX64 = re.compile(r"0x0*[0-9a-fA-F]{1,16}")
 
 def _is_int(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == int(value)
-
-
-def _size(value):
-    """Bytes of a well-formed size string, else None (the schema reports the form)."""
-    if isinstance(value, str) and SIZE_RE.fullmatch(value):
-        try:
-            return parse_size(value)
-        except ValueError:
-            return None
-    return None
 
 
 def _abs_target(value):
@@ -82,14 +72,14 @@ def _effective_size(config, section_name, key):
     if section_name in config and not isinstance(config[section_name], dict):
         return None
     value = effective(config, section_name, key)
-    return None if value is None else _size(value)
+    return None if value is None else size_or_none(value)
 
 
 def _check_limits(config, findings):
     limits = section(config, "resource_limits")
     for low_key, high_key in (("kernel_space_heap_size", "kernel_space_heap_max_size"),
                               ("user_space_size", "user_space_max_size")):
-        low, high = _size(limits.get(low_key)), _size(limits.get(high_key))
+        low, high = size_or_none(limits.get(low_key)), size_or_none(limits.get(high_key))
         if low is not None and high is not None and high < low:
             findings.error(("resource_limits", high_key),
                            f"{show(limits[high_key])} is smaller than {low_key} ({show(limits[low_key])})")
@@ -181,7 +171,7 @@ def _check_mount(mount, path, findings, instance_dir):
         findings.error(opath + ("temporary",), 'cannot be used together with "MAC": a temporary '
                                                "sefs starts empty at each boot, so no image MAC applies")
 
-    cache = _size(options.get("cache_size"))
+    cache = size_or_none(options.get("cache_size"))
     if cache is not None:
         shown = show(options["cache_size"])
         if cache < MIN_CACHE_SIZE:

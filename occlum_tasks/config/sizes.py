@@ -28,6 +28,16 @@ def parse_size(text):
     return value
 
 
+def size_or_none(value):
+    """Bytes of a well-formed size string, else None (the schema reports the form)."""
+    if isinstance(value, str) and SIZE_RE.fullmatch(value):
+        try:
+            return parse_size(value)
+        except ValueError:
+            return None
+    return None
+
+
 def format_size(value):
     """The shortest exact size string for a number of bytes: 4194304 -> "4MB"."""
     for unit in ("TB", "GB", "MB", "KB"):
