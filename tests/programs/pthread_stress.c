@@ -62,10 +62,10 @@ static void condvar_part(long rounds)
 {
     cv_rounds = rounds;
     pthread_t a, b;
-    pthread_create(&a, NULL, pong, (void *)0L);
-    pthread_create(&b, NULL, pong, (void *)1L);
-    pthread_join(a, NULL);
-    pthread_join(b, NULL);
+    CHECK(pthread_create(&a, NULL, pong, (void *)0L) == 0);
+    CHECK(pthread_create(&b, NULL, pong, (void *)1L) == 0);
+    CHECK(pthread_join(a, NULL) == 0);
+    CHECK(pthread_join(b, NULL) == 0);
     CHECK(turn == 2 * rounds);
     printf("condvar: %ld turns\n", turn);
 }
@@ -86,7 +86,7 @@ static void *hold_a_while(void *arg)
 static void timed_part(void)
 {
     pthread_t t;
-    pthread_create(&t, NULL, hold_a_while, NULL);
+    CHECK(pthread_create(&t, NULL, hold_a_while, NULL) == 0);
     while (!holder_ready) sched_yield();
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -98,7 +98,7 @@ static void timed_part(void)
     int second = pthread_mutex_timedlock(&timed, &deadline);
     CHECK(first == ETIMEDOUT && second == 0);
     pthread_mutex_unlock(&timed);
-    pthread_join(t, NULL);
+    CHECK(pthread_join(t, NULL) == 0);
     printf("timedlock: first %s, then %s\n", first == ETIMEDOUT ? "timed out" : "did not time out",
            second == 0 ? "locked" : "failed");
 }
@@ -108,22 +108,31 @@ static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
 static long count;
 static void *add_many(void *arg)
 {
-    long n = (long)arg;
+    long n = (long)arg, done = 0;
     for (long i = 0; i < n; i++) {
         pthread_mutex_lock(&count_lock);
         long c = count;       /* read, compute, write: a preemption inside must not matter */
         for (volatile int spin = 0; spin < 2000; spin++) {}
         count = c + 1;
         pthread_mutex_unlock(&count_lock);
+        done++;
     }
-    return NULL;
+    return (void *)done;
 }
 
 static void counter_part(int threads, long each)
 {
     pthread_t t[16];
-    for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, add_many, (void *)each);
-    for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < threads; i++) {
+        int r = pthread_create(&t[i], NULL, add_many, (void *)each);
+        CHECK(r == 0);
+        if (r) fprintf(stderr, "pthread_create %d: error %d\n", i, r);
+    }
+    for (int i = 0; i < threads; i++) {
+        void *done = NULL;
+        CHECK(pthread_join(t[i], &done) == 0);
+        if ((long)done != each) fprintf(stderr, "thread %d did %ld of %ld\n", i, (long)done, each);
+    }
     CHECK(count == threads * each);
     printf("counter: %ld\n", count);
 }
