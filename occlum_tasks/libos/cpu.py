@@ -171,7 +171,6 @@ class Cpu:
         # Faults come from the fill hook: never add a UC_HOOK_MEM_* hook, not even a
         # bounded one over user space, or every store there is back on the slow path.
         self._add_hook(ucc.UC_HOOK_TLB_FILL, _TLB_FILL_CB(self._make_tlb_fill()))
-        self.async_stops = 0         # stops from host threads so far
         # inside run's emu_start and not in the LibOS's own memory calls: a host
         # thread may stop the guest (both under _guest_lock)
         self._in_guest = False
@@ -314,11 +313,9 @@ class Cpu:
         self._fault = self._intno = self._stop_reason = None
         with self._guest_lock:
             self._in_guest = True
-            async_stops = self.async_stops
         err = _lib.uc_emu_start(self._uch, pc, 0, 0, 0)
         with self._guest_lock:
             self._in_guest = False
-            preempted = self.async_stops != async_stops
         if self._stop_reason is not None:
             # asked from the SYSCALL hook: the block ends with the system call, so the
             # CPU stops right after it even when a preemption came in the meantime
@@ -333,7 +330,7 @@ class Cpu:
             return Stop("fault", SIGILL, 0, "invalid instruction at rip %#x" % self.pc)
         if err not in (ucc.UC_ERR_OK, PREEMPTED):
             return Stop("fault", SIGSEGV, 0, "%s at rip %#x" % (_lib.uc_strerror(err).decode(), self.pc))
-        if preempted and err == PREEMPTED:
+        if err == PREEMPTED:
             return _PREEMPTED            # stop_from_host_thread, between two blocks
         # emulation ended without anyone asking (e.g. HLT): Linux sends SIGSEGV
         return Stop("fault", SIGSEGV, 0, "the CPU halted at rip %#x" % self.pc)
@@ -372,12 +369,12 @@ class Cpu:
         inside emu_start): `run` returns 'preempted' with the CPU state exact, between
         two translated blocks (cpu_engine.Engine.request_stop). Never touches the stop
         reason, so a fault or a LibOS error in the same slice is not hidden. Under the
-        lock `run` takes around emu_start, so that a stop is counted in the slice it
-        lands in; False when no slice is running."""
+        lock `run` takes around emu_start, so that a stop lands in the slice it was
+        meant for (one left over is reset by the next emu_start); False when no slice
+        is running."""
         with self._guest_lock:
             if not self._in_guest:
                 return False
-            self.async_stops += 1
             self._engine.request_stop()
             return True
 

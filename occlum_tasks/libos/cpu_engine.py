@@ -54,7 +54,8 @@ PREEMPTED = 0x7E57
 
 _PROBE_PAGE = 0x1000
 _PROBE_CODE = b"\x0f\x05\xf4" + b"\x48\x8b\x04\x25\x10\x00\x00\x00\xf4"  # syscall; hlt; mov rax,[0x10]; hlt
-_MAGIC = 0x0CC1_0E5E_F1E1_D5A5
+_MAGIC = 0x0CC1_0E5E_F1E1_D5A5           # RAX, and its complement RCX, while checking
+_MAGIC_NOT = ~_MAGIC & (2 ** 64 - 1)
 
 
 class EngineLayoutError(RuntimeError):
@@ -99,11 +100,11 @@ class Engine:
         cpu = _u(ctypes.c_uint64, base + UC_CPU).value
         env = cpu + CPU_ENV
         uc.reg_write(x86.UC_X86_REG_RAX, _MAGIC)
-        uc.reg_write(x86.UC_X86_REG_RCX, ~_MAGIC & (2 ** 64 - 1))
+        uc.reg_write(x86.UC_X86_REG_RCX, _MAGIC_NOT)
         # read through /proc/self/mem: a wrong offset gives a wild pointer, which must
         # be refused, not dereferenced
         regs, icount_ptr = _peek(env, 16), _peek(cpu + CPU_ICOUNT_DECR_PTR, 8)
-        if regs != struct.pack("<QQ", _MAGIC, ~_MAGIC & (2 ** 64 - 1)) \
+        if regs != struct.pack("<QQ", _MAGIC, _MAGIC_NOT) \
                 or icount_ptr != struct.pack("<Q", env - ICOUNT_BEFORE_ENV):
             _refuse("the CPU state is not where it was")
         uc.reg_write(x86.UC_X86_REG_RAX, 0)

@@ -29,23 +29,13 @@ _OFFSET = {name: (offset, code) for name, offset, code in FIELDS}
 FCW_INIT, MXCSR_INIT = 0x037F, 0x1F80
 # what FXSAVE stores as MXCSR_MASK on CPUs with DAZ: every MXCSR bit but 16-31 writable
 MXCSR_MASK = 0xFFFF
-_TAGS_EMPTY = 0xFFFF               # the full tag word: 0b11 (empty) for each register
+# the fields that are one Unicorn register each, with the bits FXRSTOR keeps; FSW
+# (which holds TOP) is written before the stack-relative ST(i)
+_REGISTERS = (("fcw", x86.UC_X86_REG_FPCW, 0xFFFF), ("fsw", x86.UC_X86_REG_FPSW, 0xFFFF),
+              ("fop", x86.UC_X86_REG_FOP, 0x7FF), ("fip", x86.UC_X86_REG_FIP, 2 ** 64 - 1),
+              ("fdp", x86.UC_X86_REG_FDP, 2 ** 64 - 1), ("mxcsr", x86.UC_X86_REG_MXCSR, MXCSR_MASK))
 _ST = tuple(getattr(x86, "UC_X86_REG_ST%d" % i) for i in range(8))
 _XMM = tuple(getattr(x86, "UC_X86_REG_XMM%d" % i) for i in range(16))
-_ZERO16 = bytes(16)
-_INIT_WORDS = ((x86.UC_X86_REG_FPCW, FCW_INIT, 2), (x86.UC_X86_REG_FPSW, 0, 2),
-               (x86.UC_X86_REG_FPTAG, _TAGS_EMPTY, 2), (x86.UC_X86_REG_FOP, 0, 2),
-               (x86.UC_X86_REG_FIP, 0, 8), (x86.UC_X86_REG_FDP, 0, 8),
-               (x86.UC_X86_REG_MXCSR, MXCSR_INIT, 4))
-
-
-def reset(cpu) -> None:
-    """Linux's initial FPU state (fpu__clear_user_states), in the CPU now."""
-    write = cpu.reg_write_bytes
-    for reg in _ST + _XMM:
-        write(reg, _ZERO16)
-    for reg, value, size in _INIT_WORDS:
-        write(reg, value.to_bytes(size, "little"))
 
 
 def _get(area, name):
@@ -58,19 +48,18 @@ def _put(area, name, value):
     struct.pack_into(code, area, offset, value)
 
 
+def _size(name):
+    return struct.calcsize(_OFFSET[name][1])
+
+
 def save(cpu) -> bytes:
     """FXSAVE: the CPU's x87 and SSE state as the 512-byte area."""
     read = cpu.reg_read_bytes
     area = bytearray(SIZE)
-    word = lambda reg, size: int.from_bytes(read(reg, size), "little")  # noqa: E731
-    tags = word(x86.UC_X86_REG_FPTAG, 2)
-    _put(area, "fcw", word(x86.UC_X86_REG_FPCW, 2))
-    _put(area, "fsw", word(x86.UC_X86_REG_FPSW, 2))
+    for name, reg, _ in _REGISTERS:
+        _put(area, name, int.from_bytes(read(reg, _size(name)), "little"))
+    tags = int.from_bytes(read(x86.UC_X86_REG_FPTAG, 2), "little")      # 2 bits a register, 3: empty
     _put(area, "ftw", sum(1 << i for i in range(8) if (tags >> (2 * i)) & 3 != 3))
-    _put(area, "fop", word(x86.UC_X86_REG_FOP, 2))
-    _put(area, "fip", word(x86.UC_X86_REG_FIP, 8))
-    _put(area, "fdp", word(x86.UC_X86_REG_FDP, 8))
-    _put(area, "mxcsr", word(x86.UC_X86_REG_MXCSR, 4))
     _put(area, "mxcsr_mask", MXCSR_MASK)
     for i, reg in enumerate(_ST):
         area[ST_OFFSET + 16 * i:ST_OFFSET + 16 * i + 10] = read(reg, 10)
@@ -83,16 +72,28 @@ def restore(cpu, area: bytes) -> None:
     """FXRSTOR from a 512-byte area (as rt_sigreturn does; MXCSR bits the CPU does
     not have are dropped rather than faulting)."""
     write = cpu.reg_write_bytes
+    for name, reg, keep in _REGISTERS:
+        write(reg, (_get(area, name) & keep).to_bytes(_size(name), "little"))
     abridged = _get(area, "ftw")
     tags = sum((0 if abridged >> i & 1 else 3) << (2 * i) for i in range(8))
-    write(x86.UC_X86_REG_FPCW, struct.pack("<H", _get(area, "fcw")))
-    write(x86.UC_X86_REG_FPSW, struct.pack("<H", _get(area, "fsw")))     # TOP first: ST(i) are relative
-    write(x86.UC_X86_REG_FPTAG, struct.pack("<H", tags))
-    write(x86.UC_X86_REG_FOP, struct.pack("<H", _get(area, "fop") & 0x7FF))
-    write(x86.UC_X86_REG_FIP, struct.pack("<Q", _get(area, "fip")))
-    write(x86.UC_X86_REG_FDP, struct.pack("<Q", _get(area, "fdp")))
-    write(x86.UC_X86_REG_MXCSR, struct.pack("<I", _get(area, "mxcsr") & MXCSR_MASK))
+    write(x86.UC_X86_REG_FPTAG, tags.to_bytes(2, "little"))
     for i, reg in enumerate(_ST):
         write(reg, bytes(area[ST_OFFSET + 16 * i:ST_OFFSET + 16 * i + 10]))
     for i, reg in enumerate(_XMM):
         write(reg, bytes(area[XMM_OFFSET + 16 * i:XMM_OFFSET + 16 * (i + 1)]))
+
+
+def _initial_area() -> bytes:
+    area = bytearray(SIZE)          # empty stack (FTW 0), every register zero
+    _put(area, "fcw", FCW_INIT)
+    _put(area, "mxcsr", MXCSR_INIT)
+    _put(area, "mxcsr_mask", MXCSR_MASK)
+    return bytes(area)
+
+
+INITIAL = _initial_area()
+
+
+def reset(cpu) -> None:
+    """Linux's initial FPU state (fpu__clear_user_states), in the CPU now."""
+    restore(cpu, INITIAL)

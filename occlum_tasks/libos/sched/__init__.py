@@ -13,8 +13,8 @@ slice has lasted a whole tick and there is something else to do; the GIL is rele
 inside emu_start, so the watchdog runs while the guest computes. It stops the CPU
 (cpu.stop_from_host_thread), which takes effect at the start of the next translated
 block with the state exact: no instruction runs twice and no system call is skipped
-(cpu_engine.py explains why that needs care on unicorn 2.1.4). No per-instruction or per-block hook
-and no emu_start count/timeout (DESIGN.md section 8).
+(cpu_engine.py explains why that needs care on unicorn 2.1.4). No per-instruction or
+per-block hook and no emu_start count/timeout (DESIGN.md section 8).
 
 Signals: when one is pending (signal.armed), the signal subsystem's hooks run between
 slices and before a thread resumes (a handler's frame), and the SYSCALL hook asks it
