@@ -122,15 +122,16 @@ def open_file(dir_fd, name, flags, mode=0o644, shown=None):
         raise
 
 
-def read_small(dir_fd, name, limit, shown=None) -> bytes:
-    """At most `limit` bytes of a regular file in a folder (no link, no FIFO followed)."""
+def read_small(dir_fd, name, limit=None, shown=None) -> bytes:
+    """At most `limit` bytes (all when None) of a regular file in a folder (no link, no
+    FIFO followed)."""
     fd = open_file(dir_fd, name, READ_FLAGS, shown=shown)
     try:
         if not st_mod.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "is not a regular file", shown or os.fsdecode(name))
         out = bytearray()
-        while len(out) < limit:
-            chunk = os.read(fd, limit - len(out))
+        while limit is None or len(out) < limit:
+            chunk = os.read(fd, 1 << 20 if limit is None else min(limit - len(out), 1 << 20))
             if not chunk:
                 break
             out += chunk
@@ -173,20 +174,9 @@ def read_file(path, *, base=None) -> bytes:
     path = Path(path)
     dfd = _parent_fd(path, base)
     try:
-        fd = open_file(dfd, path.name, READ_FLAGS, shown=str(path))
+        return read_small(dfd, path.name, shown=str(path))
     finally:
         os.close(dfd)
-    try:
-        if not st_mod.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "is not a regular file", str(path))
-        parts = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                return b"".join(parts)
-            parts.append(chunk)
-    finally:
-        os.close(fd)
 
 
 def create_temporary(dir_fd, name, mode=0o600, shown=None) -> int:
