@@ -100,7 +100,8 @@ def _scan(dir_fd, fs_path, image_path, st, counts, leaves):
                 raise OcclumError(f"{os.fsdecode(child_fs)}: cannot read the folder "
                                   f"({e.strerror}; was it replaced while the image was built?)") from None
             try:
-                if (os.fstat(cfd).st_ino, os.fstat(cfd).st_dev) != (cst.st_ino, cst.st_dev):
+                opened = os.fstat(cfd)
+                if (opened.st_ino, opened.st_dev) != (cst.st_ino, cst.st_dev):
                     raise OcclumError(f"{os.fsdecode(child_fs)}: was replaced while the image "
                                       "was built; build again")
                 children.append((name, _scan(cfd, child_fs, child_img, cst, counts, leaves)))
