@@ -25,7 +25,7 @@ import struct
 import sys
 
 from .fields import FieldTable
-from .layout import ADDED, MEASURED, PAGE_SIZE, EnclaveLayout, Region, ThreadRun
+from .layout import ADDED, MEASURED, PAGE_SIZE, EnclaveLayout, ThreadRun
 
 ECREATE = FieldTable("ECREATE record", 64, [
     ("tag", 0, "8s"),
@@ -53,7 +53,6 @@ CHUNKS_PER_PAGE = PAGE_SIZE // EEXTEND_CHUNK
 # A measured page's records: EADD, then (EEXTEND header, 256-byte chunk) x 16. The
 # format follows the tables above (offsets 0, 8, 16 of each record, zeros after).
 _MEASURED_PAGE = struct.Struct("<8sQQ40x" + "8sQ48x256s" * CHUNKS_PER_PAGE)
-MEASURED_PAGE_RECORDS = _MEASURED_PAGE.size
 
 # EADD runs: records are written 65,536 at a time (4 MiB) into a reused buffer.
 EADD_RUN_PAGES = 65536
@@ -91,7 +90,7 @@ class _EaddWriter:
     def _buffer(self, flags: int):
         buf = self.buffers.get(flags)
         if buf is None:
-            one = EADD.pack({"tag": EADD_TAG, "offset": 0, "secinfo_flags": flags})
+            one = eadd_record(0, flags)
             buf = array.array("I")
             buf.frombytes(one * EADD_RUN_PAGES)
             if sys.byteorder != "little":
@@ -195,13 +194,6 @@ def feed_measurement(update, layout: EnclaveLayout, manifest: bytes,
         # guard and EDMM-reserved pages are not built at all, so not measured
 
 
-def measurement_stream(layout: EnclaveLayout, manifest: bytes, config_mac: bytes) -> bytes:
-    """All the bytes SGX hashes, in one piece (for small layouts: tests, inspection)."""
-    pieces = []
-    feed_measurement(lambda piece: pieces.append(bytes(piece)), layout, manifest, config_mac)
-    return b"".join(pieces)
-
-
 def measure(layout: EnclaveLayout, manifest: bytes, config_mac: bytes) -> bytes:
     """MRENCLAVE (32 bytes) of the enclave ``layout`` describes.
 
@@ -213,5 +205,5 @@ def measure(layout: EnclaveLayout, manifest: bytes, config_mac: bytes) -> bytes:
     return h.digest()
 
 
-__all__ = ["ECREATE", "EADD", "EEXTEND", "Region", "feed_measurement", "measure",
-           "measurement_stream", "measured_page_records"]
+__all__ = ["ECREATE", "EADD", "EEXTEND", "feed_measurement", "measure",
+           "measured_page_records"]
