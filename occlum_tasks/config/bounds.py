@@ -41,12 +41,12 @@ def check_bounds(config, findings, instance_dir):
         _check_host_exposure(config["mount"], findings, Path(instance_dir))
 
 
-def _limit(config, key):
-    """The user's value of resource_limits.key in bytes (the default's when absent),
-    None when it is not a valid size."""
-    if "resource_limits" in config and not isinstance(config["resource_limits"], dict):
+def effective_size(config, section_name, key):
+    """The user's size in bytes, the default's when absent, None when the user's is
+    invalid (checks.py uses it too)."""
+    if section_name in config and not isinstance(config[section_name], dict):
         return None
-    value = effective(config, "resource_limits", key)
+    value = effective(config, section_name, key)
     return None if value is None else size_or_none(value)
 
 
@@ -56,9 +56,9 @@ def _check_enclave_size(config, findings):
     if not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
         return
     edmm = section(config, "feature").get("enable_edmm") is True
-    heap = _limit(config, "kernel_space_heap_size")
-    stack = _limit(config, "kernel_space_stack_size")
-    user = _limit(config, "user_space_size")
+    heap = effective_size(config, "resource_limits", "kernel_space_heap_size")
+    stack = effective_size(config, "resource_limits", "kernel_space_stack_size")
+    user = effective_size(config, "resource_limits", "user_space_size")
     if None in (heap, stack, user):
         return
     heap_field, user_field = "kernel_space_heap_size", "user_space_size"

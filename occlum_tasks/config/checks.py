@@ -8,8 +8,8 @@ ones to the schema's message (so nothing is reported twice).
 import re
 from pathlib import Path
 
-from .bounds import check_bounds
-from .defaults import effective, section
+from .bounds import check_bounds, effective_size
+from .defaults import section
 from .report import normalise_path, show
 from .sizes import SIZE_RE, format_size, parse_size, size_or_none
 
@@ -67,14 +67,6 @@ def _check_sizes(config, findings):
                 findings.error(path, f"{show(value)} must be more than 0")
 
 
-def _effective_size(config, section_name, key):
-    """The user's size, the default when absent, None when the user's is invalid."""
-    if section_name in config and not isinstance(config[section_name], dict):
-        return None
-    value = effective(config, section_name, key)
-    return None if value is None else size_or_none(value)
-
-
 def _check_limits(config, findings):
     limits = section(config, "resource_limits")
     for low_key, high_key in (("kernel_space_heap_size", "kernel_space_heap_max_size"),
@@ -89,9 +81,9 @@ def _check_limits(config, findings):
                        f"{show(init)} is more than max_num_of_threads ({show(most)})")
 
     # One process's heap and stack come out of user space: they must at least fit.
-    heap = _effective_size(config, "process", "default_heap_size")
-    stack = _effective_size(config, "process", "default_stack_size")
-    user = _effective_size(config, "resource_limits", "user_space_size")
+    heap = effective_size(config, "process", "default_heap_size")
+    stack = effective_size(config, "process", "default_stack_size")
+    user = effective_size(config, "resource_limits", "user_space_size")
     if None in (heap, stack, user) or user == 0 or heap + stack <= user:
         return
     given = section(config, "process")
