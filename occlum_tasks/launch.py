@@ -124,6 +124,7 @@ def load_runtime_from(runtime, manifest: bytes, load: bool) -> None:
     measured loader."""
     if not load:
         runtime.check(manifest)
+        runtime.close()     # only its hash was needed
         return
     runtime.check(manifest, with_library=False)   # the library: as its binding loads it
     runtime.install()
@@ -355,25 +356,29 @@ def prepare_launch(instance_dir, path: str, args, host_env: Mapping,
     # Every input is read once; what is checked is what is used.
     # read and hashed; unicorn's library on a thread
     runtime = Runtime(runtime_roots, code_cache(secret_file) if load_runtime else None)
-    sigstruct = _read(instance, SIGSTRUCT)
-    layout = _load_layout(_read(instance, LAYOUT))
-    manifest = _read(instance, RUNTIME_MANIFEST)
-    config_mac = _canonical_mac(_read(instance, SYS_MAC), SYS_MAC)
-    protected = _read(instance, SYS_PROTECTED)
-    lap("read")
-    # a. EINIT (the config is opened there: it holds the attributes the enclave asks for)
     try:
-        identity, config = einit(sigstruct, layout, manifest, config_mac, protected,
-                                 config_id=config_id, config_svn=config_svn)
-    except IntegrityError:
-        # again, for the message only: it names the manifest if it no longer describes
-        # the runtime installed (which needs the library's hash, so not on the fast path)
-        einit(sigstruct, layout, manifest, config_mac, protected, config_id=config_id,
-              config_svn=config_svn, current_manifest=runtime.current_manifest().encode())
+        sigstruct = _read(instance, SIGSTRUCT)
+        layout = _load_layout(_read(instance, LAYOUT))
+        manifest = _read(instance, RUNTIME_MANIFEST)
+        config_mac = _canonical_mac(_read(instance, SYS_MAC), SYS_MAC)
+        protected = _read(instance, SYS_PROTECTED)
+        lap("read")
+        # a. EINIT (the config is opened there: it holds the attributes the enclave asks for)
+        try:
+            identity, config = einit(sigstruct, layout, manifest, config_mac, protected,
+                                     config_id=config_id, config_svn=config_svn)
+        except IntegrityError:
+            # again, for the message only: it names the manifest if it no longer describes
+            # the runtime installed (which needs the library's hash, so not on the fast path)
+            einit(sigstruct, layout, manifest, config_mac, protected, config_id=config_id,
+                  config_svn=config_svn, current_manifest=runtime.current_manifest().encode())
+            raise
+        lap("einit")
+        # b. the code about to run is the measured code, and only it will be loaded
+        load_runtime_from(runtime, manifest, load_runtime)
+    except BaseException:
+        runtime.close()     # refused: no sealed copy of the library is left open
         raise
-    lap("einit")
-    # b. the code about to run is the measured code, and only it will be loaded
-    load_runtime_from(runtime, manifest, load_runtime)
     if image_key_file is not None:
         from .image.keys import read_image_key_file
         image_key = read_image_key_file(image_key_file)
