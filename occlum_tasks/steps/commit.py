@@ -55,9 +55,10 @@ def _changes():
     """The (staged, committed, is_tree) pairs whose committed side differs."""
     out = []
     for staged, committed in COMMITTED_TREES:
-        if _tree_inodes(staged) is None:
+        have = _tree_inodes(staged)
+        if have is None:
             raise OcclumError(f"{staged}: missing; run `occlum build -f`")
-        if os.path.islink(committed) or _tree_inodes(staged) != _tree_inodes(committed):
+        if os.path.islink(committed) or have != _tree_inodes(committed):
             out.append((staged, committed, True))
     for staged, committed in COMMITTED_FILES:
         have = _inode(staged)
@@ -176,8 +177,7 @@ def _what_changed(recorded: str, owner: str) -> str:
     return "product_id, version_number or debuggable", "a build signed as before brings it back"
 
 
-def keep_writable_layer(sigstruct: bytes) -> None:
-    owner = _owner_of(sigstruct)
+def keep_writable_layer(owner: str) -> None:
     recorded = _read_owner(RUN_DIR)
     if recorded == owner:
         return
@@ -213,9 +213,9 @@ changed = []     # set when a commit put something in place (the reporter says "
 
 def commit():
     changes = _changes()
-    sigstruct = fsutil.read_file(STAGED_SIGSTRUCT)
+    owner = _owner_of(fsutil.read_file(STAGED_SIGSTRUCT))
     pending = os.path.lexists(COMMITTING)
-    if not changes and not pending and _read_owner(RUN_DIR) == _owner_of(sigstruct):
+    if not changes and not pending and _read_owner(RUN_DIR) == owner:
         _finish()
         return
     from ..instance_lock import InstanceBusy, hold, running
@@ -231,7 +231,7 @@ def commit():
                 if not is_tree:
                     _link_file(staged, committed)
             kill_point("commit:files")
-            keep_writable_layer(sigstruct)
+            keep_writable_layer(owner)
             kill_point("commit:layer")
             _finish()
             changed.append(bool(changes))
