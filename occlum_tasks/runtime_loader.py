@@ -100,8 +100,11 @@ class SealedLibrary:
             if isinstance(record, tuple) and len(record) == 6 and record[:5] == before:
                 self.sha256 = record[5]
             else:
-                with mmap.mmap(fd, 0, prot=mmap.PROT_READ) if done else _Empty() as view:
-                    self.sha256 = hashlib.sha256(view).hexdigest()
+                if done:
+                    with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as view:
+                        self.sha256 = hashlib.sha256(view).hexdigest()
+                else:       # mmap refuses a size of 0
+                    self.sha256 = hashlib.sha256(b"").hexdigest()
                 if (self.cache is not None and unchanged
                         and before[4] < time.time_ns() - 1_000_000_000):
                     self.cache.store(ident, (*before, self.sha256))
@@ -359,16 +362,6 @@ def _imported_instead(data: bytes, source_path: Path, source: bytes) -> bool:
     st = os.stat(source_path)
     return (int.from_bytes(data[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF
             and int.from_bytes(data[12:16], "little") == st.st_size & 0xFFFFFFFF)
-
-
-class _Empty(bytes):
-    """An empty file's bytes (mmap refuses a size of 0), usable in a with statement."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def foreign_mappings(library_name: str) -> list[str]:
